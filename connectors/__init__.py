@@ -1,0 +1,1 @@
+"""Adapters between syncd and outside formats and servers; nothing here touches syncd's database."""

@@ -1,0 +1,161 @@
+"""The contract between syncd's core and its connectors: Source, Sink, Cursor, the registry.
+
+A connector module imports this module and `syncd.model`, nothing else of syncd. Each connector class
+names its config `type`, declares its keys as a pydantic `Options` model (its config schema: an unknown
+key is an error naming it), and is built as `Connector(options, context)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+
+from syncd.model import Card, Interaction, Reminder, ReminderState
+
+
+class SourceError(Exception):
+    """A source cannot be read; the message says what the user can do about it."""
+
+
+class SinkError(Exception):
+    """A sink cannot be written; follow-ups stay pending and are written on a later pass."""
+
+
+class PreconditionFailed(SinkError):
+    """The item changed on the server since syncd wrote it (HTTP 412): re-read, never overwrite."""
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = value.expanduser()
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
+
+
+# A path in the config file: `~` expands, a relative path is relative to the config file's folder.
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+class ConnectorOptions(BaseModel):
+    """Base of every connector's config schema: `[sources.NAME]` / `[sinks.NAME]` keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+
+
+@dataclass
+class Context:
+    """What a connector may know of the world: its name, the user's time zone and the clock."""
+
+    name: str
+    timezone: ZoneInfo
+    now: datetime  # aware; every "up to now" is measured against this
+    logger: logging.Logger = field(init=False)
+    warnings: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.logger = logging.getLogger(f"syncd.{self.name}")
+
+    def warn(self, where: str | Path, message: str, line: int | None = None) -> None:
+        """Report bad input that was skipped: `file:line: message`, and count it."""
+        self.warnings += 1
+        place = f"{where}:{line}" if line is not None else str(where)
+        self.logger.warning("%s: %s: %s", self.name, place, message)
+
+
+@dataclass
+class Cursor:
+    """Where a source left off. `state` is JSON-serialisable and stored with the data it covers.
+
+    `known(ref)` answers whether the store already holds an item of this source with that ref, so a
+    source can skip what it has yielded before without keeping that list in its own state.
+    """
+
+    state: dict[str, Any] = field(default_factory=dict)
+    known: Callable[[str], bool] = field(default=lambda ref: False)
+
+
+@runtime_checkable
+class Source(Protocol):
+    type: ClassVar[str]
+    Options: ClassVar[type[ConnectorOptions]]
+
+    def scan(self, cursor: Cursor) -> Iterator[Card | Interaction]:
+        """Yield what changed since the cursor.
+
+        Advances `cursor.state` only for what it has yielded (set the state, then yield), so the
+        engine can commit the cursor with each batch. Bad items are skipped with `context.warn`;
+        a source that cannot be read at all raises `SourceError`.
+        """
+        ...
+
+    def check(self) -> list[str]:
+        """Problems that keep this source from being read, in a user's words; empty when fine."""
+        ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    type: ClassVar[str]
+    Options: ClassVar[type[ConnectorOptions]]
+
+    def put(self, reminder: Reminder) -> str:
+        """Create or update the follow-up with `reminder.uid`; return its etag."""
+        ...
+
+    def remove(self, uid: str) -> None:
+        """Remove a follow-up syncd wrote; a missing one is not an error."""
+        ...
+
+    def read_back(self, uids: Iterable[str]) -> Iterator[ReminderState]:
+        """Report, for each uid syncd wrote, whether it is open, completed, deleted or moved."""
+        ...
+
+    def check(self) -> list[str]:
+        """Problems that keep this sink from being written, in a user's words; empty when fine."""
+        ...
+
+
+# config `type` -> "module:Class"; imported only when a config names it.
+SOURCES: dict[str, str] = {
+    "vcard": "connectors.vcard:VCardSource",
+    "ics": "connectors.ics:IcsSource",
+    "maildir": "connectors.maildir:MaildirSource",
+    "mbox": "connectors.mbox:MboxSource",
+}
+SINKS: dict[str, str] = {
+    "ics": "connectors.icsfile:IcsFileSink",
+    "vdir": "connectors.icsfile:VdirSink",
+}
+
+
+class UnknownType(LookupError):
+    pass
+
+
+def _load(table: dict[str, str], kind: str, type_name: str) -> type[Any]:
+    try:
+        target = table[type_name]
+    except KeyError:
+        known = ", ".join(sorted(table))
+        raise UnknownType(f"unknown {kind} type {type_name!r}; expected one of: {known}") from None
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+
+
+def source_class(type_name: str) -> type[Source]:
+    return _load(SOURCES, "source", type_name)
+
+
+def sink_class(type_name: str) -> type[Sink]:
+    return _load(SINKS, "sink", type_name)

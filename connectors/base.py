@@ -1,12 +1,13 @@
 """The contract between syncd's core and its connectors: Source, Sink, Cursor, the registry.
 
-A connector module imports this module and `syncd.model`, nothing else of syncd. Each connector class
-names its config `type`, declares its keys as a pydantic `Options` model (its config schema: an unknown
-key is an error naming it), and is built as `Connector(options, context)`.
+A connector module imports this module and `syncd.model`, nothing else of syncd. Each connector
+class names its config `type`, declares its keys as a pydantic `Options` model (its config schema:
+an unknown key is an error naming it), and is built as `Connector(options, context)`.
 """
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -88,7 +89,7 @@ class Cursor:
 @runtime_checkable
 class Source(Protocol):
     type: ClassVar[str]
-    Options: ClassVar[type[ConnectorOptions]]
+    Options: ClassVar[builtins.type[ConnectorOptions]]
 
     def scan(self, cursor: Cursor) -> Iterator[Card | Interaction]:
         """Yield what changed since the cursor.
@@ -107,7 +108,7 @@ class Source(Protocol):
 @runtime_checkable
 class Sink(Protocol):
     type: ClassVar[str]
-    Options: ClassVar[type[ConnectorOptions]]
+    Options: ClassVar[builtins.type[ConnectorOptions]]
 
     def put(self, reminder: Reminder) -> str:
         """Create or update the follow-up with `reminder.uid`; return its etag."""

@@ -1,4 +1,4 @@
-"""Finding the files a file-based connector reads: one file, a folder, or a vdir (folder of folders)."""
+"""The files a file-based connector reads: one file, a folder, or a vdir (a folder of folders)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def find_files(path: Path, suffixes: tuple[str, ...]) -> Iterator[Path]:
     """Yield `path` itself, or every file below it whose name ends in one of `suffixes`, sorted.
 
     Hidden files and folders (vdirsyncer's `.status`, editors' swap files) are skipped. A path that
-    does not exist is a `SourceError`: an empty result where the user pointed at data is not silence.
+    does not exist is a `SourceError`: where the user pointed at data, finding nothing is no answer.
     """
     if path.is_file():
         yield path

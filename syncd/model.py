@@ -1,8 +1,8 @@
-"""The values that pass between syncd's parts: frozen dataclasses, no behaviour beyond small helpers.
+"""The values that pass between syncd's parts: frozen dataclasses, little behaviour.
 
-Connectors produce `Card` and `Interaction` values with identities as they found them (raw); the core
-normalises identities (`syncd.identity`), decides what counts (`syncd.rules`) and plans `Reminder`
-values that sinks write. Sinks report back with `ReminderState`.
+Connectors produce `Card` and `Interaction` values with identities as they found them (raw); the
+core normalises identities (`syncd.identity`), decides what counts (`syncd.rules`) and plans
+`Reminder` values that sinks write. Sinks report back with `ReminderState`.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Interaction:
     `sender` and `recipients` are as found (From / To+Cc+Bcc, organizer / attendees, chat author /
     partner). `signals` carries the facts the counting rules look at, keyed by lower-case name:
     mail headers such as "list-id", "precedence", "auto-submitted", "x-autoreply", "return-path";
-    "status" for meetings. `syncd.rules.classify` fills `direction`, `counterparts`, `counts` and `rule`.
+    "status" for meetings. `syncd.rules.classify` fills direction, counterparts, counts and rule.
     """
 
     source: str

@@ -1,0 +1,190 @@
+"""One pass: sources -> store -> resolve -> infer -> plan -> sinks, with read-back of follow-ups.
+
+The engine knows connectors only through `connectors.base`; the CLI and the daemon call `sync`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from connectors.base import Context, Cursor, Source, SourceError, source_class
+from syncd import followups
+from syncd import identity as ids
+from syncd.config import Config
+from syncd.identity import Corrections, Record
+from syncd.model import Card, Channel, Identity, IdentityKind, Interaction, Party
+from syncd.people import relationships
+from syncd.report import SourceReport, Summary
+from syncd.rules import Judge, classify
+from syncd.store import Store, parse_identity, raw_parties
+
+log = logging.getLogger("syncd")
+BATCH = 1000
+# Called after each batch: source name, items so far.
+Progress = Callable[[str, int], None]
+
+
+def build_judge(config: Config, store: Store) -> Judge:
+    region = config.me.phone_region
+    mine = [Identity(IdentityKind.EMAIL, e) for e in config.me.emails]
+    mine += [Identity(IdentityKind.PHONE, p) for p in config.me.phones]
+    if config.me.linkedin:
+        mine.append(Identity(IdentityKind.LINKEDIN, config.me.linkedin))
+    me = frozenset(n for i in mine if (n := ids.normalise(i, region)) is not None)
+    ignored = frozenset(parse_identity(i) for _, i, _, _ in store.corrections("ignore") if i)
+    return Judge(
+        me=me,
+        max_attendees=config.rules.max_attendees,
+        ignore=tuple(i.lower() for i in config.rules.ignore),
+        automated_senders=tuple(config.rules.automated_senders),
+        ignored=ignored,
+    )
+
+
+def _fingerprint(judge: Judge) -> str:
+    parts = [sorted(map(str, judge.me)), judge.max_attendees, sorted(judge.ignore),
+             sorted(judge.automated_senders), sorted(map(str, judge.ignored))]  # fmt: skip
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _party(party: Party, region: str | None) -> Party | None:
+    identity = ids.normalise(party.identity, region)
+    return None if identity is None else replace(party, identity=identity)
+
+
+def prepare(ix: Interaction, judge: Judge, region: str | None) -> Interaction:
+    """Normalise the parties of an interaction as a source found them, then judge it."""
+    sender = _party(ix.sender, region) if ix.sender else None
+    recipients = tuple(p for r in ix.recipients if (p := _party(r, region)) is not None)
+    return classify(replace(ix, sender=sender, recipients=recipients), judge)
+
+
+def prepare_card(card: Card, region: str | None) -> Card:
+    found = (ids.normalise(i, region) for i in card.identities)
+    return replace(card, identities=tuple(dict.fromkeys(i for i in found if i is not None)))
+
+
+def rejudge(store: Store, judge: Judge, region: str | None) -> None:
+    """Re-apply the rules to stored interactions after [me] or [rules] changed."""
+    with store.transaction():
+        for row_id, source, ref, at, channel, raw in list(store.stored_interactions()):
+            sender, recipients, signals = raw_parties(raw)
+            ix = Interaction(source, ref, datetime.fromtimestamp(at, UTC), Channel(channel),
+                             sender=sender, recipients=recipients, signals=signals)  # fmt: skip
+            store.rejudge(row_id, classify(ix, judge))
+
+
+def _batches(items: Iterator[Card | Interaction]) -> Iterator[list[Card | Interaction]]:
+    batch: list[Card | Interaction] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    yield batch
+
+
+def import_source(
+    name: str, source: Source, store: Store, judge: Judge, region: str | None,
+    progress: Progress | None = None,
+) -> int:  # fmt: skip
+    """Scan one source into the store, a batch per transaction with the cursor it reached."""
+    known = store.known_refs(name)
+    cursor = Cursor(state=store.cursor_state(name), known=known.__contains__)
+    count = 0
+    for batch in _batches(source.scan(cursor)):
+        cards = [prepare_card(i, region) for i in batch if isinstance(i, Card)]
+        found = [prepare(i, judge, region) for i in batch if isinstance(i, Interaction)]
+        store.write_batch(name, cards, found, cursor.state)
+        count += len(batch)
+        if progress:
+            progress(name, count)
+    return count
+
+
+def _records(store: Store) -> list[Record]:
+    records = [Record(frozenset(c.identities), c.name, c.source, True, c.evidence)
+               for c in store.cards()]  # fmt: skip
+    for identity, name, source in store.seen_names():
+        records.append(Record(frozenset([identity]), name, source, False))
+    return records
+
+
+def _corrections(store: Store) -> Corrections:
+    merges = tuple(
+        (parse_identity(a), parse_identity(b))
+        for _, a, b, _ in store.corrections("merge") if a and b
+    )  # fmt: skip
+    splits = frozenset(parse_identity(i) for _, i, _, _ in store.corrections("split") if i)
+    ignored = frozenset(parse_identity(i) for _, i, _, _ in store.corrections("ignore") if i)
+    return Corrections(merges, splits, ignored)
+
+
+def resolve(store: Store, now: datetime) -> None:
+    """Recompute which identities are one person; ids stay as they were where groups persist."""
+    result = ids.resolve(_records(store), _corrections(store), store.identities())
+    store.save_persons(result.person_of, result.why, result.names, now)
+    with store.transaction():
+        store.set_meta("resolved", "yes")
+
+
+def mark_changed(store: Store) -> None:
+    with store.transaction():
+        store.set_meta("resolved", "no")
+
+
+def open_source(name: str, config: Config, now: datetime) -> tuple[Source, Context]:
+    options = config.sources[name]
+    context = Context(name, config.me.zone, now)
+    return source_class(options.type)(options, context), context  # type: ignore[call-arg]
+
+
+def import_all(
+    config: Config, store: Store, now: datetime, summary: Summary,
+    only: str | None = None, progress: Progress | None = None,
+) -> None:  # fmt: skip
+    region = config.me.phone_region
+    judge = build_judge(config, store)
+    if store.meta("judge") != (fingerprint := _fingerprint(judge)):
+        rejudge(store, judge, region)
+        with store.transaction():
+            store.set_meta("judge", fingerprint)
+            store.set_meta("resolved", "no")
+    for name in config.sources:
+        if only and name != only:
+            continue
+        report = SourceReport(name)
+        summary.sources.append(report)
+        try:
+            source, context = open_source(name, config, now)
+            report.items = import_source(name, source, store, judge, region, progress)
+            report.warnings = context.warnings
+        except SourceError as error:
+            report.error = str(error)
+            log.error("source %s: %s", name, error)
+        if report.items:
+            mark_changed(store)
+    if store.meta("resolved") != "yes":
+        resolve(store, now)
+
+
+def sync(
+    config: Config, store: Store, now: datetime, *, only: str | None = None,
+    dry_run: bool = False, progress: Progress | None = None,
+) -> Summary:  # fmt: skip
+    """One pass. With `dry_run`, sources are read into syncd's own database; no sink is written."""
+    summary = Summary()
+    import_all(config, store, now, summary, only, progress)
+    sinks = {} if dry_run else followups.open_sinks(config, now, summary)
+    followups.read_back(store, sinks, now, summary)
+    people = relationships(store, config)
+    summary.relationships = sum(1 for p in people if p.listed)
+    today = now.astimezone(config.me.zone).date()
+    summary.due = sum(1 for p in people if p.listed and p.due and p.due <= today)
+    followups.write(config, store, sinks, people, now, summary, dry_run=dry_run)
+    return summary

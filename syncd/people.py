@@ -1,0 +1,187 @@
+"""The relationships as a user sees them: who, how to reach them, last contact, cadence, due date.
+
+Built from what the store holds after a pass; `syncd contacts` and `syncd show` print these, and the
+planner takes its candidates from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from syncd import cadence as cadence_rules
+from syncd.config import Config
+from syncd.identity import name_key, normalise
+from syncd.model import Card, Identity, IdentityKind
+from syncd.store import Store
+
+
+class UnknownPerson(LookupError):
+    """WHO matches nobody, or more than one person."""
+
+
+@dataclass(frozen=True)
+class Relationship:
+    id: str
+    name: str
+    identities: tuple[Identity, ...]
+    groups: tuple[str, ...]
+    sources: tuple[str, ...]
+    last_contact: datetime | None
+    last_channel: str | None
+    last_direction: str | None
+    last_title: str
+    interactions: int
+    cadence: cadence_rules.Cadence
+    due: date | None
+    snoozed_until: date | None
+    birthday: str | None
+    organisation: str | None
+    listed: bool  # a relationship, not ignored: shown by `contacts` and planned for
+
+    def of_kind(self, kind: IdentityKind) -> list[str]:
+        return [i.value for i in self.identities if i.kind is kind]
+
+    @property
+    def links(self) -> tuple[str, ...]:
+        mails = [f"mailto:{v}" for v in self.of_kind(IdentityKind.EMAIL)]
+        phones = [f"tel:{v}" for v in self.of_kind(IdentityKind.PHONE)]
+        return tuple(mails + phones + self.of_kind(IdentityKind.LINKEDIN))
+
+    def to_json(self) -> dict[str, Any]:
+        linkedin = self.of_kind(IdentityKind.LINKEDIN)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "emails": self.of_kind(IdentityKind.EMAIL),
+            "phones": self.of_kind(IdentityKind.PHONE),
+            "linkedin": linkedin[0] if linkedin else None,
+            "groups": list(self.groups),
+            "sources": list(self.sources),
+            "last_contact": _iso(self.last_contact),
+            "last_channel": self.last_channel,
+            "last_direction": self.last_direction,
+            "interactions": self.interactions,
+            "cadence_days": self.cadence.days,
+            "cadence_source": self.cadence.source,
+            "due": self.due.isoformat() if self.due else None,
+            "snoozed_until": self.snoozed_until.isoformat() if self.snoozed_until else None,
+            "birthday": self.birthday,
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def _snoozes(store: Store) -> dict[str, date]:
+    until: dict[str, date] = {}
+    for person, _, _, day in store.corrections("snooze"):
+        if person and day:
+            until[person] = date.fromisoformat(day)
+    return until
+
+
+def ignored_persons(store: Store, config: Config) -> set[str]:
+    ignored = {person for person, _, _, _ in store.corrections("ignore") if person}
+    for who, settings in config.people.items():
+        if settings.ignore:
+            ignored.update(match_people(store, who, config))
+    return ignored
+
+
+def match_people(store: Store, who: str, config: Config) -> set[str]:
+    """Person ids WHO names: a person id, an email/phone/LinkedIn URL, or a full or partial name."""
+    persons = store.persons()
+    if who in persons:
+        return {who}
+    person_of = store.identities()
+    for kind in (IdentityKind.EMAIL, IdentityKind.LINKEDIN, IdentityKind.PHONE):
+        identity = normalise(Identity(kind, who), config.me.phone_region)
+        if identity is not None and identity in person_of:
+            return {person_of[identity]}
+    wanted = name_key(who) or who.strip().lower()
+    exact = {pid for pid, name in persons.items() if (name_key(name) or name.lower()) == wanted}
+    if exact:
+        return exact
+    return {pid for pid, name in persons.items() if wanted and wanted in name.lower()}
+
+
+def find_person(store: Store, who: str, config: Config) -> str:
+    """The one person WHO names, or UnknownPerson saying who matched."""
+    found = match_people(store, who, config)
+    if len(found) == 1:
+        return found.pop()
+    if not found:
+        raise UnknownPerson(f"nobody matches {who!r}; `syncd contacts` lists everyone")
+    names = store.persons()
+    listed = ", ".join(f"{names[p]} ({p})" for p in sorted(found))
+    raise UnknownPerson(f"{who!r} matches more than one person: {listed}; use the id")
+
+
+def _settings_by_person(store: Store, config: Config) -> dict[str, Any]:
+    chosen: dict[str, Any] = {}
+    for who, settings in config.people.items():
+        for person in match_people(store, who, config):
+            chosen[person] = settings
+    return chosen
+
+
+def _cards_by_person(cards: list[Card], person_of: dict[Identity, str]) -> dict[str, list[Card]]:
+    by_person: dict[str, list[Card]] = {}
+    for card in cards:
+        people = {person_of[i] for i in card.identities if i in person_of}
+        for person in people:
+            by_person.setdefault(person, []).append(card)
+    return by_person
+
+
+def relationships(store: Store, config: Config) -> list[Relationship]:
+    """Everyone known, with last contact, cadence and due date; `listed` marks relationships."""
+    person_of = store.identities()
+    identities: dict[str, list[Identity]] = {}
+    for identity, person in sorted(person_of.items()):
+        identities.setdefault(person, []).append(identity)
+    cards = _cards_by_person(store.cards(), person_of)
+    summaries = store.contact_summaries()
+    days = store.contact_days() if config.cadence.learn else {}
+    sources = store.person_sources()
+    snoozed = _snoozes(store)
+    ignored = ignored_persons(store, config)
+    settings = _settings_by_person(store, config)
+    result = []
+    for person, name in sorted(store.persons().items(), key=lambda item: item[1].lower()):
+        own = cards.get(person, [])
+        summary = summaries.get(person)
+        groups = list(dict.fromkeys(g for card in own for g in card.groups))
+        personal = settings.get(person)
+        if personal is not None and personal.group and personal.group.lower() not in groups:
+            groups.insert(0, personal.group.lower())
+        chosen = cadence_rules.choose(
+            person=personal.cadence if personal else None,
+            groups=groups,
+            group_cadences=config.cadence.groups,
+            learned=cadence_rules.learn(days.get(person, [])),
+            default=config.cadence.default,
+        )
+        last = summary.last_at if summary else None
+        result.append(
+            Relationship(
+                id=person, name=name, identities=tuple(identities.get(person, [])),
+                groups=tuple(groups),
+                sources=tuple(sorted(sources.get(person, set()) | {c.source for c in own})),
+                last_contact=last,
+                last_channel=summary.channel if summary else None,
+                last_direction=summary.direction if summary else None,
+                last_title=summary.title if summary else "",
+                interactions=summary.interactions if summary else 0,
+                cadence=chosen,
+                due=cadence_rules.due_date(last, chosen.days, config.me.zone, snoozed.get(person)),
+                snoozed_until=snoozed.get(person),
+                birthday=next((c.birthday for c in own if c.birthday), None),
+                organisation=next((c.organisation for c in own if c.organisation), None),
+                listed=person not in ignored and bool(own or (summary and summary.relationship)),
+            )
+        )  # fmt: skip
+    return result

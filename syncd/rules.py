@@ -1,0 +1,136 @@
+"""What counts as contact: direction, counterparts, and the rule that says why something does not.
+
+`classify` takes an interaction whose parties are already normalised and returns it with
+`direction`, `counterparts`, `counts` and `rule` filled in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from syncd.model import Channel, Direction, Identity, IdentityKind, Interaction, Party
+
+_NOT_PEOPLE = {"ROOM", "RESOURCE", "GROUP"}
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What the rules need to know: who I am, and the user's [rules] settings."""
+
+    me: frozenset[Identity]
+    max_attendees: int = 10
+    ignore: tuple[str, ...] = ()  # addresses, or "@domain"
+    automated_senders: tuple[str, ...] = ()
+    ignored: frozenset[Identity] = frozenset()  # `syncd ignore ADDRESS`
+
+    def is_me(self, party: Party) -> bool:
+        return party.identity in self.me
+
+    def is_ignored(self, party: Party) -> bool:
+        if party.identity in self.ignored:
+            return True
+        if party.identity.kind is not IdentityKind.EMAIL:
+            return False
+        address = party.identity.value
+        domain = "@" + address.rsplit("@", 1)[-1]
+        return address in self.ignore or domain in self.ignore
+
+
+def _bulk_reason(signals: dict[str, str]) -> str | None:
+    for header in ("list-id", "list-unsubscribe", "list-post"):
+        if header in signals:
+            return f"mailing list or newsletter ({header.title()} header)"
+    precedence = signals.get("precedence", "").strip().lower()
+    if precedence in {"bulk", "list", "junk"}:
+        return f"bulk mail (Precedence: {precedence})"
+    auto = signals.get("auto-submitted", "no").strip().lower()
+    if auto and auto != "no":
+        return f"automated mail (Auto-Submitted: {auto})"
+    for header in ("x-autoreply", "x-autorespond"):
+        if header in signals:
+            return f"auto-reply ({header.title()} header)"
+    if "return-path" in signals and signals["return-path"].strip() in {"", "<>"}:
+        return "bounce or automated mail (empty Return-Path)"
+    return None
+
+
+def _automated_sender(party: Party, judge: Judge) -> str | None:
+    if party.identity.kind is not IdentityKind.EMAIL:
+        return None
+    local = party.identity.value.split("@", 1)[0]
+    for word in judge.automated_senders:
+        if local == word or local.startswith((f"{word}-", f"{word}+", f"{word}.")):
+            return f"automated sender ({party.identity.value})"
+    return None
+
+
+def _unique_others(parties: Iterable[Party], judge: Judge) -> tuple[Party, ...]:
+    seen: dict[Identity, Party] = {}
+    for party in parties:
+        if not judge.is_me(party) and party.identity not in seen:
+            seen[party.identity] = party
+    return tuple(seen.values())
+
+
+def _counted(ix: Interaction, judge: Judge, direction: Direction, others: tuple[Party, ...],
+             rule: str | None) -> Interaction:  # fmt: skip
+    kept = tuple(p for p in others if not judge.is_ignored(p))
+    if rule is None and others and not kept:
+        rule = "ignored by you"
+    elif rule is None and not kept:
+        rule = "nobody else took part"
+    return replace(ix, direction=direction, counterparts=kept, counts=rule is None, rule=rule)
+
+
+def _mail(ix: Interaction, judge: Judge) -> Interaction:
+    if ix.sender is None:
+        return replace(ix, counts=False, rule="no sender")
+    rule = _bulk_reason(ix.signals)
+    if judge.is_me(ix.sender):
+        return _counted(ix, judge, Direction.OUT, _unique_others(ix.recipients, judge), rule)
+    rule = rule or _automated_sender(ix.sender, judge)
+    return _counted(ix, judge, Direction.IN, (ix.sender,), rule)
+
+
+def _meeting(ix: Interaction, judge: Judge) -> Interaction:
+    everyone = [p for p in (ix.sender, *ix.recipients) if p is not None]
+    people = [p for p in everyone if p.cutype not in _NOT_PEOPLE]
+    mine = [p for p in people if judge.is_me(p)]
+    organised = ix.sender is not None and judge.is_me(ix.sender)
+    direction = Direction.OUT if organised else Direction.IN
+    others = tuple(p for p in _unique_others(people, judge) if p.partstat != "DECLINED")
+    size = len({p.identity for p in people})
+    rule: str | None = None
+    if ix.signals.get("status", "").upper() == "CANCELLED":
+        rule = "cancelled"
+    elif size > judge.max_attendees:
+        rule = f"{size} participants, more than max_attendees ({judge.max_attendees})"
+    elif people and not mine:
+        rule = "you are not among the participants"
+    elif mine and not organised and all(p.partstat == "DECLINED" for p in mine):
+        rule = "you declined"
+    return _counted(ix, judge, direction, others, rule)
+
+
+def _message(ix: Interaction, judge: Judge) -> Interaction:
+    """Chats, LinkedIn messages, follow-ups: direction from the author, contact either way."""
+    if ix.sender is not None and not judge.is_me(ix.sender):
+        return _counted(ix, judge, Direction.IN, (ix.sender,), ix.rule)
+    return _counted(ix, judge, Direction.OUT, _unique_others(ix.recipients, judge), ix.rule)
+
+
+def classify(ix: Interaction, judge: Judge) -> Interaction:
+    """Decide direction, counterparts and whether `ix` counts as contact (and if not, why)."""
+    if ix.channel is Channel.EMAIL:
+        return _mail(ix, judge)
+    if ix.channel is Channel.MEETING:
+        return _meeting(ix, judge)
+    return _message(ix, judge)
+
+
+def is_relationship(channel: Channel, direction: Direction | None) -> bool:
+    """Contact that makes someone a relationship: anything but what they only sent me."""
+    return direction is Direction.OUT or channel in {
+        Channel.MEETING, Channel.FOLLOWUP, Channel.MANUAL,
+    }  # fmt: skip

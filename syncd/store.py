@@ -1,0 +1,444 @@
+"""The state file: one SQLite database (WAL, mode 0600, `PRAGMA user_version` migrations).
+
+Every write is a transaction; a source's cursor is written in the same transaction as the batch of
+cards and interactions it covers, so a crash loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from syncd.model import Card, Identity, IdentityKind, Interaction, Party
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE persons (id TEXT PRIMARY KEY, name TEXT NOT NULL, created INTEGER NOT NULL);
+    CREATE TABLE identities (
+        kind TEXT NOT NULL, value TEXT NOT NULL, person_id TEXT NOT NULL, why TEXT NOT NULL,
+        PRIMARY KEY (kind, value)) WITHOUT ROWID;
+    CREATE INDEX identities_person ON identities (person_id);
+    CREATE TABLE cards (
+        source TEXT NOT NULL, ref TEXT NOT NULL, name TEXT NOT NULL, identities TEXT NOT NULL,
+        groups TEXT NOT NULL, birthday TEXT, organisation TEXT, evidence TEXT NOT NULL,
+        PRIMARY KEY (source, ref)) WITHOUT ROWID;
+    CREATE TABLE interactions (
+        id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source TEXT NOT NULL, ref TEXT NOT NULL,
+        at INTEGER NOT NULL, channel TEXT NOT NULL, direction TEXT, title TEXT NOT NULL,
+        evidence TEXT NOT NULL, counts INTEGER NOT NULL, rule TEXT, person_id TEXT,
+        raw TEXT NOT NULL);
+    CREATE INDEX interactions_person ON interactions (person_id) WHERE person_id IS NOT NULL;
+    CREATE TABLE refs (
+        source TEXT NOT NULL, ref TEXT NOT NULL, interaction_id INTEGER NOT NULL,
+        PRIMARY KEY (source, ref)) WITHOUT ROWID;
+    CREATE TABLE parties (
+        interaction_id INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+        name TEXT NOT NULL, PRIMARY KEY (interaction_id, kind, value)) WITHOUT ROWID;
+    CREATE INDEX parties_identity ON parties (kind, value);
+    CREATE TABLE cursors (source TEXT PRIMARY KEY, state TEXT NOT NULL);
+    CREATE TABLE corrections (
+        id INTEGER PRIMARY KEY, kind TEXT NOT NULL, person_id TEXT, identity TEXT,
+        other TEXT, until TEXT, created INTEGER NOT NULL);
+    CREATE TABLE followups (
+        uid TEXT NOT NULL, sink TEXT NOT NULL, person_id TEXT NOT NULL, cycle TEXT NOT NULL,
+        planned TEXT NOT NULL, status TEXT NOT NULL, etag TEXT, digest TEXT,
+        completed_at INTEGER, stamp INTEGER NOT NULL,
+        PRIMARY KEY (uid, sink)) WITHOUT ROWID;
+    """,
+]
+
+
+class StoreError(Exception):
+    """The state database cannot be opened or written."""
+
+
+def _ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _dt(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def identity_text(identity: Identity) -> str:
+    return f"{identity.kind}:{identity.value}"
+
+
+def parse_identity(text: str) -> Identity:
+    kind, value = text.split(":", 1)
+    return Identity(IdentityKind(kind), value)
+
+
+def _party_json(party: Party) -> list[str]:
+    return [party.identity.kind, party.identity.value, party.name, party.partstat, party.cutype]
+
+
+def _party(fields: list[str]) -> Party:
+    kind, value, name, partstat, cutype = fields
+    return Party(Identity(IdentityKind(kind), value), name, partstat, cutype)
+
+
+def interaction_raw(ix: Interaction) -> str:
+    """What classification needs, kept so a change to [me] or [rules] can re-judge old mail."""
+    raw: dict[str, Any] = {
+        "s": _party_json(ix.sender) if ix.sender else None,
+        "r": [_party_json(p) for p in ix.recipients],
+    }
+    if ix.signals:
+        raw["g"] = ix.signals
+    return json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+
+
+def raw_parties(raw: str) -> tuple[Party | None, tuple[Party, ...], dict[str, str]]:
+    data = json.loads(raw)
+    sender = _party(data["s"]) if data["s"] else None
+    return sender, tuple(_party(p) for p in data["r"]), data.get("g", {})
+
+
+@dataclass(frozen=True)
+class ContactSummary:
+    """A person's counted contact, as the store aggregates it."""
+
+    person_id: str
+    last_at: datetime
+    channel: str
+    direction: str | None
+    title: str
+    evidence: str
+    interactions: int
+    relationship: bool
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    uid: str
+    sink: str
+    person_id: str
+    cycle: str
+    planned: date
+    status: str
+    etag: str | None
+    digest: str | None
+    completed_at: datetime | None
+    stamp: datetime
+
+
+class Store:
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (or create, mode 0600) the database and bring its schema up to date."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(path, 0o600)
+            connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            store = cls(connection, path)
+            store._migrate()
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(f"cannot open the state database {path}: {error}") from error
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta and cursors ---------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def cursor_state(self, source: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT state FROM cursors WHERE source = ?", (source,)).fetchone()
+        return {} if row is None else dict(json.loads(row[0]))
+
+    def known_refs(self, source: str) -> set[str]:
+        rows = self.db.execute("SELECT ref FROM refs WHERE source = ?", (source,))
+        return {ref for (ref,) in rows}
+
+    # -- imports ------------------------------------------------------------------------------
+
+    def write_batch(
+        self,
+        source: str,
+        cards: Iterable[Card],
+        interactions: Iterable[Interaction],
+        cursor: dict[str, Any],
+    ) -> None:
+        """Store a batch from one source and move its cursor, in one transaction."""
+        with self.transaction():
+            for card in cards:
+                self._put_card(card)
+            for ix in interactions:
+                self._put_interaction(ix)
+            self.db.execute(
+                "INSERT OR REPLACE INTO cursors (source, state) VALUES (?, ?)",
+                (source, json.dumps(cursor, separators=(",", ":"))),
+            )
+
+    def _put_card(self, card: Card) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO cards VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                card.source, card.ref, card.name,
+                json.dumps([identity_text(i) for i in card.identities]),
+                json.dumps(list(card.groups)), card.birthday, card.organisation, card.evidence,
+            ),
+        )  # fmt: skip
+
+    def _put_interaction(self, ix: Interaction, person_id: str | None = None) -> None:
+        key = f"mid:{ix.message_id}" if ix.message_id else f"ref:{ix.source}\0{ix.ref}"
+        (row_id,) = self.db.execute(
+            """INSERT INTO interactions
+                 (key, source, ref, at, channel, direction, title, evidence, counts, rule,
+                  person_id, raw)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (key) DO UPDATE SET
+                 at = excluded.at, direction = excluded.direction, title = excluded.title,
+                 counts = excluded.counts, rule = excluded.rule, raw = excluded.raw
+               RETURNING id""",
+            (
+                key, ix.source, ix.ref, _ts(ix.at), ix.channel, ix.direction, ix.title,
+                ix.evidence, int(ix.counts), ix.rule, person_id, interaction_raw(ix),
+            ),
+        ).fetchone()  # fmt: skip
+        self.db.execute(
+            "INSERT OR REPLACE INTO refs (source, ref, interaction_id) VALUES (?, ?, ?)",
+            (ix.source, ix.ref, row_id),
+        )
+        self._put_parties(row_id, ix.counterparts)
+
+    def _put_parties(self, row_id: int, parties: Iterable[Party]) -> None:
+        self.db.execute("DELETE FROM parties WHERE interaction_id = ?", (row_id,))
+        self.db.executemany(
+            "INSERT OR IGNORE INTO parties VALUES (?, ?, ?, ?)",
+            [(row_id, p.identity.kind, p.identity.value, p.name) for p in parties],
+        )
+
+    def add_contact(self, person_id: str, ix: Interaction) -> None:
+        """A contact that belongs to a person directly: `syncd done`, a completed follow-up."""
+        with self.transaction():
+            self._put_interaction(ix, person_id)
+
+    def stored_interactions(self) -> Iterator[tuple[int, str, str, int, str, str]]:
+        """(id, source, ref, at, channel, raw) of every imported interaction, for re-judging."""
+        yield from self.db.execute(
+            "SELECT id, source, ref, at, channel, raw FROM interactions WHERE person_id IS NULL"
+        )
+
+    def rejudge(self, row_id: int, ix: Interaction) -> None:
+        self.db.execute(
+            "UPDATE interactions SET direction = ?, counts = ?, rule = ? WHERE id = ?",
+            (ix.direction, int(ix.counts), ix.rule, row_id),
+        )
+        self._put_parties(row_id, ix.counterparts)
+
+    # -- identity -----------------------------------------------------------------------------
+
+    def cards(self) -> list[Card]:
+        rows = self.db.execute("SELECT * FROM cards ORDER BY source, ref")
+        return [
+            Card(
+                source=source, ref=ref, name=name,
+                identities=tuple(parse_identity(i) for i in json.loads(identities)),
+                groups=tuple(json.loads(groups)), birthday=birthday, organisation=organisation,
+                evidence=evidence,
+            )
+            for source, ref, name, identities, groups, birthday, organisation, evidence in rows
+        ]  # fmt: skip
+
+    def seen_names(self) -> Iterator[tuple[Identity, str, str]]:
+        """(identity, name it was seen under, source) for everyone named in an interaction."""
+        rows = self.db.execute(
+            """SELECT DISTINCT p.kind, p.value, p.name, i.source
+               FROM parties p JOIN interactions i ON i.id = p.interaction_id"""
+        )
+        for kind, value, name, source in rows:
+            yield Identity(IdentityKind(kind), value), name, source
+
+    def identities(self) -> dict[Identity, str]:
+        rows = self.db.execute("SELECT kind, value, person_id FROM identities")
+        return {Identity(IdentityKind(kind), value): person for kind, value, person in rows}
+
+    def identity_rules(self, person_id: str) -> list[tuple[Identity, str]]:
+        rows = self.db.execute(
+            "SELECT kind, value, why FROM identities WHERE person_id = ? ORDER BY kind, value",
+            (person_id,),
+        )
+        return [(Identity(IdentityKind(kind), value), why) for kind, value, why in rows]
+
+    def save_persons(
+        self, person_of: dict[Identity, str], why: dict[Identity, str], names: dict[str, str],
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Replace the identity -> person assignment with a new resolution."""
+        with self.transaction():
+            self.db.execute("DELETE FROM identities")
+            self.db.executemany(
+                "INSERT INTO identities VALUES (?, ?, ?, ?)",
+                [(i.kind, i.value, p, why.get(i, "")) for i, p in person_of.items()],
+            )
+            self.db.executemany(
+                """INSERT INTO persons (id, name, created) VALUES (?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET name = excluded.name""",
+                [(person, name, _ts(now)) for person, name in names.items()],
+            )
+
+    def persons(self) -> dict[str, str]:
+        """Every person with at least one identity: id -> name."""
+        rows = self.db.execute(
+            "SELECT id, name FROM persons WHERE id IN (SELECT person_id FROM identities)"
+        )
+        return dict(rows.fetchall())
+
+    # -- contact --------------------------------------------------------------------------------
+
+    _COUNTED = """
+        SELECT idn.person_id AS person_id, i.id AS iid
+          FROM parties p
+          JOIN identities idn ON idn.kind = p.kind AND idn.value = p.value
+          JOIN interactions i ON i.id = p.interaction_id
+         WHERE i.counts = 1
+        UNION
+        SELECT person_id, id FROM interactions WHERE person_id IS NOT NULL AND counts = 1
+    """
+
+    def contact_summaries(self) -> dict[str, ContactSummary]:
+        rows = self.db.execute(
+            f"""WITH counted AS ({self._COUNTED})
+                SELECT c.person_id, max(i.at), i.channel, i.direction, i.title, i.evidence,
+                       count(*),
+                       max(i.direction = 'out' OR i.channel IN ('meeting', 'followup', 'manual'))
+                  FROM counted c JOIN interactions i ON i.id = c.iid
+                 GROUP BY c.person_id"""
+        )
+        return {
+            person: ContactSummary(
+                person, _dt(at), channel, direction, title, evidence, count, bool(relationship)
+            )
+            for person, at, channel, direction, title, evidence, count, relationship in rows
+        }
+
+    def contact_days(self) -> dict[str, list[date]]:
+        """Distinct UTC days of counted contact per person, for learning their rhythm."""
+        rows = self.db.execute(
+            f"""WITH counted AS ({self._COUNTED})
+                SELECT DISTINCT c.person_id, i.at / 86400
+                  FROM counted c JOIN interactions i ON i.id = c.iid"""
+        )
+        days: dict[str, list[date]] = {}
+        for person, day in rows:
+            days.setdefault(person, []).append(date.fromordinal(719163 + day))
+        return days
+
+    def recent_interactions(self, person_id: str, limit: int = 10) -> list[sqlite3.Row]:
+        self.db.row_factory = sqlite3.Row
+        try:
+            return self.db.execute(
+                """SELECT DISTINCT i.* FROM interactions i
+                    WHERE i.person_id = ?1 OR i.id IN (
+                        SELECT p.interaction_id FROM parties p JOIN identities idn
+                            ON idn.kind = p.kind AND idn.value = p.value
+                         WHERE idn.person_id = ?1)
+                    ORDER BY i.at DESC LIMIT ?2""",
+                (person_id, limit),
+            ).fetchall()
+        finally:
+            self.db.row_factory = None
+
+    def person_sources(self) -> dict[str, set[str]]:
+        rows = self.db.execute(
+            """SELECT DISTINCT idn.person_id, i.source FROM parties p
+                 JOIN identities idn ON idn.kind = p.kind AND idn.value = p.value
+                 JOIN interactions i ON i.id = p.interaction_id
+               UNION SELECT DISTINCT person_id, source FROM interactions
+                WHERE person_id IS NOT NULL"""
+        )
+        sources: dict[str, set[str]] = {}
+        for person, source in rows:
+            sources.setdefault(person, set()).add(source)
+        return sources
+
+    # -- corrections ----------------------------------------------------------------------------
+
+    def add_correction(
+        self, kind: str, *, person_id: str | None = None, identity: str | None = None,
+        other: str | None = None, until: str | None = None, now: datetime,
+    ) -> None:  # fmt: skip
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO corrections (kind, person_id, identity, other, until, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, person_id, identity, other, until, _ts(now)),
+            )
+
+    def corrections(self, kind: str) -> list[tuple[str | None, str | None, str | None, str | None]]:
+        """(person_id, identity, other, until) of each stored correction of a kind, oldest first."""
+        rows = self.db.execute(
+            "SELECT person_id, identity, other, until FROM corrections WHERE kind = ? ORDER BY id",
+            (kind,),
+        )
+        return list(rows.fetchall())
+
+    # -- follow-ups -----------------------------------------------------------------------------
+
+    def followups(self, sink: str | None = None) -> list[FollowUp]:
+        query = "SELECT * FROM followups" + (" WHERE sink = ?" if sink else "") + " ORDER BY uid"
+        rows = self.db.execute(query, (sink,) if sink else ())
+        return [
+            FollowUp(
+                uid, sink_name, person, cycle, date.fromisoformat(planned), status, etag, digest,
+                _dt(completed) if completed is not None else None, _dt(stamp),
+            )
+            for uid, sink_name, person, cycle, planned, status, etag, digest, completed, stamp
+            in rows
+        ]  # fmt: skip
+
+    def save_followup(self, followup: FollowUp) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO followups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    followup.uid, followup.sink, followup.person_id, followup.cycle,
+                    followup.planned.isoformat(), followup.status, followup.etag, followup.digest,
+                    _ts(followup.completed_at) if followup.completed_at else None,
+                    _ts(followup.stamp),
+                ),
+            )  # fmt: skip

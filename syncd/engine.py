@@ -180,7 +180,7 @@ def sync(
     """One pass. With `dry_run`, sources are read into syncd's own database; no sink is written."""
     summary = Summary()
     import_all(config, store, now, summary, only, progress)
-    sinks = {} if dry_run else followups.open_sinks(config, now, summary)
+    sinks = {} if dry_run else followups.open_sinks(config, now)
     followups.read_back(store, sinks, now, summary)
     people = relationships(store, config)
     summary.relationships = sum(1 for p in people if p.listed)
@@ -188,3 +188,14 @@ def sync(
     summary.due = sum(1 for p in people if p.listed and p.due and p.due <= today)
     followups.write(config, store, sinks, people, now, summary, dry_run=dry_run)
     return summary
+
+
+def check_connectors(config: Config, now: datetime) -> list[str]:
+    """Every problem that keeps a configured source or sink from working, one line each."""
+    problems = []
+    for name in config.sources:
+        source, _ = open_source(name, config, now)
+        problems += [f"sources.{name}: {problem}" for problem in source.check()]
+    for name, sink in followups.open_sinks(config, now).items():
+        problems += [f"sinks.{name}: {problem}" for problem in sink.check()]
+    return problems

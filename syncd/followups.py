@@ -24,7 +24,7 @@ log = logging.getLogger("syncd")
 OPEN, COMPLETED, DISMISSED, WITHDRAWN = "open", "completed", "dismissed", "withdrawn"
 
 
-def open_sinks(config: Config, now: datetime, summary: Summary) -> dict[str, Sink]:
+def open_sinks(config: Config, now: datetime) -> dict[str, Sink]:
     sinks: dict[str, Sink] = {}
     for name, options in config.sinks.items():
         context = Context(name, config.me.zone, now)

@@ -1,0 +1,91 @@
+"""How relationships look on a terminal (rich) and in JSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from syncd.people import Relationship
+from syncd.store import Store
+
+
+def _last(person: Relationship) -> str:
+    if person.last_contact is None:
+        return "—"
+    return f"{person.last_contact:%Y-%m-%d} {person.last_channel}"
+
+
+def _due(person: Relationship, today: date) -> str:
+    if person.due is None:
+        return "—"
+    late = (today - person.due).days
+    if late > 0:
+        return f"[red]{person.due.isoformat()}[/] ({late}d overdue)"
+    if late == 0:
+        return f"[yellow]{person.due.isoformat()}[/] (today)"
+    return person.due.isoformat()
+
+
+def contacts_table(people: list[Relationship], today: date, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("Name", "Groups", "Last contact", "Every", "Due"):
+        table.add_column(column)
+    for person in people:
+        table.add_row(
+            person.name, ", ".join(person.groups), _last(person),
+            f"{person.cadence.days}d ({person.cadence.source})", _due(person, today),
+        )  # fmt: skip
+    return table
+
+
+def _interaction(row: Any) -> dict[str, Any]:
+    return {
+        "at": datetime.fromtimestamp(row["at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "channel": row["channel"],
+        "direction": row["direction"],
+        "title": row["title"],
+        "source": row["source"],
+        "evidence": row["evidence"],
+        "counts": bool(row["counts"]),
+        "rule": row["rule"],
+    }
+
+
+def person_json(store: Store, person: Relationship) -> dict[str, Any]:
+    data = person.to_json()
+    data["organisation"] = person.organisation
+    data["cadence_why"] = person.cadence.why
+    data["identities"] = [
+        {"kind": str(identity.kind), "value": identity.value, "why": why}
+        for identity, why in store.identity_rules(person.id)
+    ]
+    data["recent"] = [_interaction(row) for row in store.recent_interactions(person.id)]
+    return data
+
+
+def show_person(console: Console, store: Store, person: Relationship, today: date) -> None:
+    data = person_json(store, person)
+    console.print(f"[bold]{person.name}[/]  ({person.id})"
+                  + (f" — {person.organisation}" if person.organisation else ""))  # fmt: skip
+    if person.groups:
+        console.print(f"groups: {', '.join(person.groups)}")
+    console.print(f"sources: {', '.join(person.sources) or '—'}")
+    for identity in data["identities"]:
+        console.print(f"  {identity['kind']:<8} {identity['value']}  [dim]({identity['why']})[/]")
+    console.print(f"cadence: every {person.cadence.days} days — {person.cadence.why}")
+    console.print(f"last contact: {_last(person)}; due: {_due(person, today)}")
+    if person.snoozed_until:
+        console.print(f"snoozed until {person.snoozed_until.isoformat()}")
+    if person.birthday:
+        console.print(f"birthday: {person.birthday}")
+    table = Table(title="recent interactions", title_justify="left")
+    for column in ("When", "Channel", "Dir", "Title", "Counts", "Evidence"):
+        table.add_column(column)
+    for row in data["recent"]:
+        counts = "yes" if row["counts"] else f"no: {row['rule']}"
+        table.add_row(row["at"], row["channel"], row["direction"] or "", row["title"], counts,
+                      f"{row['source']}: {row['evidence']}")  # fmt: skip
+    console.print(table)

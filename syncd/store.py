@@ -342,12 +342,18 @@ class Store:
 
     def contact_summaries(self) -> dict[str, ContactSummary]:
         rows = self.db.execute(
-            f"""WITH counted AS ({self._COUNTED})
-                SELECT c.person_id, max(i.at), i.channel, i.direction, i.title, i.evidence,
-                       count(*),
-                       max(i.direction = 'out' OR i.channel IN ('meeting', 'followup', 'manual'))
-                  FROM counted c JOIN interactions i ON i.id = c.iid
-                 GROUP BY c.person_id"""
+            f"""WITH counted AS ({self._COUNTED}),
+                ranked AS (
+                    SELECT c.person_id, i.at, i.channel, i.direction, i.title, i.evidence,
+                           row_number() OVER mine AS position, count(*) OVER mine AS total,
+                           max(i.direction = 'out'
+                               OR i.channel IN ('meeting', 'followup', 'manual')) OVER mine
+                             AS relationship
+                      FROM counted c JOIN interactions i ON i.id = c.iid
+                    WINDOW mine AS (PARTITION BY c.person_id ORDER BY i.at DESC, i.id DESC
+                                    ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
+                SELECT person_id, at, channel, direction, title, evidence, total, relationship
+                  FROM ranked WHERE position = 1"""
         )
         return {
             person: ContactSummary(

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import sqlite3
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from syncd.model import Channel, Identity, IdentityKind, Interaction, Party
+from syncd.store import MIGRATIONS, Store
+
+AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def mail(source: str, ref: str, message_id: str | None, title: str = "Hi") -> Interaction:
+    jan = Party(Identity(IdentityKind.EMAIL, "jan@example.nl"), "Jan de Vries")
+    return Interaction(source, ref, AT, Channel.EMAIL, sender=jan, title=title,
+                       message_id=message_id, counterparts=(jan,))  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store.open(tmp_path / "state" / "syncd.sqlite")
+
+
+def test_database_is_private_and_in_wal_mode(store: Store) -> None:
+    mode = stat.S_IMODE(store.path.stat().st_mode)
+    assert mode == 0o600
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_reopening_keeps_data_and_schema(store: Store) -> None:
+    store.write_batch("mail", [], [mail("mail", "a", "m1@x")], {"n": 1})
+    store.close()
+    again = Store.open(store.path)
+    assert again.known_refs("mail") == {"a"}
+    assert again.cursor_state("mail") == {"n": 1}
+
+
+def test_same_message_in_two_sources_is_stored_once(store: Store) -> None:
+    store.write_batch("maildir", [], [mail("maildir", "INBOX/1", "m1@x")], {})
+    store.write_batch("mbox", [], [mail("mbox", "m1@x", "m1@x")], {})
+    assert store.db.execute("SELECT count(*) FROM interactions").fetchone()[0] == 1
+    assert store.known_refs("maildir") == {"INBOX/1"}
+    assert store.known_refs("mbox") == {"m1@x"}
+
+
+def test_same_ref_again_updates_instead_of_adding(store: Store) -> None:
+    store.write_batch("cal", [], [mail("cal", "uid-1", None, "Planning")], {})
+    store.write_batch("cal", [], [mail("cal", "uid-1", None, "Planning (moved)")], {})
+    rows = store.db.execute("SELECT title FROM interactions").fetchall()
+    assert rows == [("Planning (moved)",)]
+
+
+def test_cursor_does_not_move_when_the_batch_fails(store: Store) -> None:
+    store.write_batch("mail", [], [mail("mail", "a", "m1@x")], {"done": 1})
+    broken = mail("mail", "b", "m2@x")
+    object.__setattr__(broken, "at", "not a time")
+    with pytest.raises(AttributeError):
+        store.write_batch("mail", [], [mail("mail", "c", "m3@x"), broken], {"done": 3})
+    assert store.cursor_state("mail") == {"done": 1}
+    assert store.known_refs("mail") == {"a"}
+
+
+def test_integrity_after_writes(store: Store) -> None:
+    store.write_batch("mail", [], [mail("mail", str(n), f"m{n}@x") for n in range(50)], {})
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with pytest.raises(sqlite3.IntegrityError):
+        store.db.execute("INSERT INTO refs VALUES ('mail', '1', 1)")

@@ -105,10 +105,20 @@ pass_app = click.make_pass_decorator(App)
 
 
 @click.group(cls=SyncdGroup)
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="Config file (else $SYNCD_CONFIG, else ~/.config/syncd/config.toml).")
-@click.option("--now", "now_text", metavar="ISO8601", default=None,
-              help="Fix the clock for this command (replays, tests, demos).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Config file (else $SYNCD_CONFIG, else ~/.config/syncd/config.toml).",
+)
+@click.option(
+    "--now",
+    "now_text",
+    metavar="ISO8601",
+    default=None,
+    help="Fix the clock for this command (replays, tests, demos).",
+)
 @click.option("-v", "--verbose", count=True, help="Say more; with errors, show the traceback.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.version_option(package_name="syncd")
@@ -149,8 +159,12 @@ def check(app: App) -> None:
 
 
 @main.command()
-@click.option("--into", type=click.Path(path_type=Path), default=None,
-              help="Folder to run the demo in (default: a new temporary folder).")
+@click.option(
+    "--into",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder to run the demo in (default: a new temporary folder).",
+)
 @pass_app
 def demo(app: App, into: Path | None) -> None:
     """Run the whole pipeline on bundled sample data and show who is due."""
@@ -213,8 +227,11 @@ def _sync(app: App, only: str | None, dry_run: bool) -> Summary:
 
 @main.command()
 @click.option("--source", "only", metavar="NAME", default=None, help="Read only this source.")
-@click.option("--dry-run", is_flag=True,
-              help="Read sources into syncd's database, but write no follow-up anywhere.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read sources into syncd's database, but write no follow-up anywhere.",
+)
 @pass_app
 def sync(app: App, only: str | None, dry_run: bool) -> None:
     """One pass: import, work out who is due, write and read back follow-ups."""

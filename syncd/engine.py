@@ -10,18 +10,19 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import lru_cache
 
 from connectors.base import Context, Cursor, Source, SourceError, source_class
 from syncd import followups
 from syncd import identity as ids
 from syncd.config import Config
 from syncd.identity import Corrections, Record
-from syncd.model import Card, Channel, Identity, IdentityKind, Interaction, Party
+from syncd.model import Card, Identity, IdentityKind, Interaction, Party
 from syncd.people import relationships
 from syncd.report import SourceReport, Summary
-from syncd.rules import Judge, classify
-from syncd.store import Store, parse_identity, raw_parties
+from syncd.rules import Judge, verdict
+from syncd.store import Store, parse_identity
 
 log = logging.getLogger("syncd")
 BATCH = 1000
@@ -52,31 +53,30 @@ def _fingerprint(judge: Judge) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
+@lru_cache(maxsize=65536)
 def _party(party: Party, region: str | None) -> Party | None:
+    """A party with its identity normalised; cached, as the same people appear again and again."""
     identity = ids.normalise(party.identity, region)
-    return None if identity is None else replace(party, identity=identity)
+    if identity is None:
+        return None
+    return Party(identity, party.name, party.partstat, party.cutype)
 
 
 def prepare(ix: Interaction, judge: Judge, region: str | None) -> Interaction:
     """Normalise the parties of an interaction as a source found them, then judge it."""
     sender = _party(ix.sender, region) if ix.sender else None
     recipients = tuple(p for r in ix.recipients if (p := _party(r, region)) is not None)
-    return classify(replace(ix, sender=sender, recipients=recipients), judge)
+    found = Interaction(ix.source, ix.ref, ix.at, ix.channel, sender, recipients, ix.title,
+                        ix.evidence, ix.message_id, ix.signals, rule=ix.rule)  # fmt: skip
+    direction, counterparts, counts, rule = verdict(found, judge)
+    return Interaction(ix.source, ix.ref, ix.at, ix.channel, sender, recipients, ix.title,
+                       ix.evidence, ix.message_id, ix.signals, direction, counterparts, counts,
+                       rule)  # fmt: skip
 
 
 def prepare_card(card: Card, region: str | None) -> Card:
     found = (ids.normalise(i, region) for i in card.identities)
     return replace(card, identities=tuple(dict.fromkeys(i for i in found if i is not None)))
-
-
-def rejudge(store: Store, judge: Judge, region: str | None) -> None:
-    """Re-apply the rules to stored interactions after [me] or [rules] changed."""
-    with store.transaction():
-        for row_id, source, ref, at, channel, raw in list(store.stored_interactions()):
-            sender, recipients, signals = raw_parties(raw)
-            ix = Interaction(source, ref, datetime.fromtimestamp(at, UTC), Channel(channel),
-                             sender=sender, recipients=recipients, signals=signals)  # fmt: skip
-            store.rejudge(row_id, classify(ix, judge))
 
 
 def _batches(items: Iterator[Card | Interaction]) -> Iterator[list[Card | Interaction]]:
@@ -151,8 +151,9 @@ def import_all(
     region = config.me.phone_region
     judge = build_judge(config, store)
     if store.meta("judge") != (fingerprint := _fingerprint(judge)):
-        rejudge(store, judge, region)
+        # [me] or [rules] changed: every source is read again and every interaction re-judged.
         with store.transaction():
+            store.forget_cursors()
             store.set_meta("judge", fingerprint)
             store.set_meta("resolved", "no")
     for name in config.sources:

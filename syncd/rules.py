@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from syncd.model import Channel, Direction, Identity, IdentityKind, Interaction, Party
 
@@ -73,27 +74,34 @@ def _unique_others(parties: Iterable[Party], judge: Judge) -> tuple[Party, ...]:
     return tuple(seen.values())
 
 
-def _counted(ix: Interaction, judge: Judge, direction: Direction, others: tuple[Party, ...],
-             rule: str | None) -> Interaction:  # fmt: skip
+class Verdict(NamedTuple):
+    direction: Direction | None
+    counterparts: tuple[Party, ...]
+    counts: bool
+    rule: str | None
+
+
+def _counted(judge: Judge, direction: Direction, others: tuple[Party, ...],
+             rule: str | None) -> Verdict:  # fmt: skip
     kept = tuple(p for p in others if not judge.is_ignored(p))
     if rule is None and others and not kept:
         rule = "ignored by you"
     elif rule is None and not kept:
         rule = "nobody else took part"
-    return replace(ix, direction=direction, counterparts=kept, counts=rule is None, rule=rule)
+    return Verdict(direction, kept, rule is None, rule)
 
 
-def _mail(ix: Interaction, judge: Judge) -> Interaction:
+def _mail(ix: Interaction, judge: Judge) -> Verdict:
     if ix.sender is None:
-        return replace(ix, counts=False, rule="no sender")
+        return Verdict(None, (), False, "no sender")
     rule = _bulk_reason(ix.signals)
     if judge.is_me(ix.sender):
-        return _counted(ix, judge, Direction.OUT, _unique_others(ix.recipients, judge), rule)
+        return _counted(judge, Direction.OUT, _unique_others(ix.recipients, judge), rule)
     rule = rule or _automated_sender(ix.sender, judge)
-    return _counted(ix, judge, Direction.IN, (ix.sender,), rule)
+    return _counted(judge, Direction.IN, (ix.sender,), rule)
 
 
-def _meeting(ix: Interaction, judge: Judge) -> Interaction:
+def _meeting(ix: Interaction, judge: Judge) -> Verdict:
     everyone = [p for p in (ix.sender, *ix.recipients) if p is not None]
     people = [p for p in everyone if p.cutype not in _NOT_PEOPLE]
     mine = [p for p in people if judge.is_me(p)]
@@ -110,23 +118,29 @@ def _meeting(ix: Interaction, judge: Judge) -> Interaction:
         rule = "you are not among the participants"
     elif mine and not organised and all(p.partstat == "DECLINED" for p in mine):
         rule = "you declined"
-    return _counted(ix, judge, direction, others, rule)
+    return _counted(judge, direction, others, rule)
 
 
-def _message(ix: Interaction, judge: Judge) -> Interaction:
+def _message(ix: Interaction, judge: Judge) -> Verdict:
     """Chats, LinkedIn messages, follow-ups: direction from the author, contact either way."""
     if ix.sender is not None and not judge.is_me(ix.sender):
-        return _counted(ix, judge, Direction.IN, (ix.sender,), ix.rule)
-    return _counted(ix, judge, Direction.OUT, _unique_others(ix.recipients, judge), ix.rule)
+        return _counted(judge, Direction.IN, (ix.sender,), ix.rule)
+    return _counted(judge, Direction.OUT, _unique_others(ix.recipients, judge), ix.rule)
 
 
-def classify(ix: Interaction, judge: Judge) -> Interaction:
-    """Decide direction, counterparts and whether `ix` counts as contact (and if not, why)."""
+def verdict(ix: Interaction, judge: Judge) -> Verdict:
+    """Direction, counterparts and whether `ix` counts as contact (and if not, why)."""
     if ix.channel is Channel.EMAIL:
         return _mail(ix, judge)
     if ix.channel is Channel.MEETING:
         return _meeting(ix, judge)
     return _message(ix, judge)
+
+
+def classify(ix: Interaction, judge: Judge) -> Interaction:
+    """`ix` with its verdict filled in."""
+    direction, counterparts, counts, rule = verdict(ix, judge)
+    return replace(ix, direction=direction, counterparts=counterparts, counts=counts, rule=rule)
 
 
 def is_relationship(channel: Channel, direction: Direction | None) -> bool:

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from syncd.model import Card, Identity, IdentityKind, Interaction, Party
+from syncd.model import Card, Identity, IdentityKind, Interaction
 
 MIGRATIONS: list[str] = [
     """
@@ -33,8 +33,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE interactions (
         id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source TEXT NOT NULL, ref TEXT NOT NULL,
         at INTEGER NOT NULL, channel TEXT NOT NULL, direction TEXT, title TEXT NOT NULL,
-        evidence TEXT NOT NULL, counts INTEGER NOT NULL, rule TEXT, person_id TEXT,
-        raw TEXT NOT NULL);
+        evidence TEXT NOT NULL, counts INTEGER NOT NULL, rule TEXT, person_id TEXT);
     CREATE INDEX interactions_person ON interactions (person_id) WHERE person_id IS NOT NULL;
     CREATE TABLE refs (
         source TEXT NOT NULL, ref TEXT NOT NULL, interaction_id INTEGER NOT NULL,
@@ -47,6 +46,8 @@ MIGRATIONS: list[str] = [
     CREATE TABLE corrections (
         id INTEGER PRIMARY KEY, kind TEXT NOT NULL, person_id TEXT, identity TEXT,
         other TEXT, until TEXT, created INTEGER NOT NULL);
+    CREATE TABLE contact (
+        person_id TEXT PRIMARY KEY, summary TEXT, days TEXT NOT NULL, sources TEXT NOT NULL);
     CREATE TABLE followups (
         uid TEXT NOT NULL, sink TEXT NOT NULL, person_id TEXT NOT NULL, cycle TEXT NOT NULL,
         planned TEXT NOT NULL, status TEXT NOT NULL, etag TEXT, digest TEXT,
@@ -77,32 +78,6 @@ def parse_identity(text: str) -> Identity:
     return Identity(IdentityKind(kind), value)
 
 
-def _party_json(party: Party) -> list[str]:
-    return [party.identity.kind, party.identity.value, party.name, party.partstat, party.cutype]
-
-
-def _party(fields: list[str]) -> Party:
-    kind, value, name, partstat, cutype = fields
-    return Party(Identity(IdentityKind(kind), value), name, partstat, cutype)
-
-
-def interaction_raw(ix: Interaction) -> str:
-    """What classification needs, kept so a change to [me] or [rules] can re-judge old mail."""
-    raw: dict[str, Any] = {
-        "s": _party_json(ix.sender) if ix.sender else None,
-        "r": [_party_json(p) for p in ix.recipients],
-    }
-    if ix.signals:
-        raw["g"] = ix.signals
-    return json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
-
-
-def raw_parties(raw: str) -> tuple[Party | None, tuple[Party, ...], dict[str, str]]:
-    data = json.loads(raw)
-    sender = _party(data["s"]) if data["s"] else None
-    return sender, tuple(_party(p) for p in data["r"]), data.get("g", {})
-
-
 @dataclass(frozen=True)
 class ContactSummary:
     """A person's counted contact, as the store aggregates it."""
@@ -115,6 +90,14 @@ class ContactSummary:
     evidence: str
     interactions: int
     relationship: bool
+
+
+def _summary_json(summary: ContactSummary | None) -> str | None:
+    if summary is None:
+        return None
+    return json.dumps([summary.last_at.isoformat(), summary.channel, summary.direction,
+                       summary.title, summary.evidence, summary.interactions,
+                       summary.relationship])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -206,8 +189,8 @@ class Store:
         with self.transaction():
             for card in cards:
                 self._put_card(card)
-            for ix in interactions:
-                self._put_interaction(ix)
+            self._put_interactions(list(interactions))
+            self._stale()
             self.db.execute(
                 "INSERT OR REPLACE INTO cursors (source, state) VALUES (?, ?)",
                 (source, json.dumps(cursor, separators=(",", ":"))),
@@ -223,52 +206,59 @@ class Store:
             ),
         )  # fmt: skip
 
-    def _put_interaction(self, ix: Interaction, person_id: str | None = None) -> None:
-        key = f"mid:{ix.message_id}" if ix.message_id else f"ref:{ix.source}\0{ix.ref}"
-        (row_id,) = self.db.execute(
-            """INSERT INTO interactions
-                 (key, source, ref, at, channel, direction, title, evidence, counts, rule,
-                  person_id, raw)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (key) DO UPDATE SET
-                 at = excluded.at, direction = excluded.direction, title = excluded.title,
-                 counts = excluded.counts, rule = excluded.rule, raw = excluded.raw
-               RETURNING id""",
-            (
-                key, ix.source, ix.ref, _ts(ix.at), ix.channel, ix.direction, ix.title,
-                ix.evidence, int(ix.counts), ix.rule, person_id, interaction_raw(ix),
-            ),
-        ).fetchone()  # fmt: skip
-        self.db.execute(
-            "INSERT OR REPLACE INTO refs (source, ref, interaction_id) VALUES (?, ?, ?)",
-            (ix.source, ix.ref, row_id),
-        )
-        self._put_parties(row_id, ix.counterparts)
+    _UPSERT = """
+        INSERT INTO interactions
+          (key, source, ref, at, channel, direction, title, evidence, counts, rule, person_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (key) DO UPDATE SET
+          at = excluded.at, direction = excluded.direction, title = excluded.title,
+          counts = excluded.counts, rule = excluded.rule"""
 
-    def _put_parties(self, row_id: int, parties: Iterable[Party]) -> None:
-        self.db.execute("DELETE FROM parties WHERE interaction_id = ?", (row_id,))
+    @staticmethod
+    def _key(ix: Interaction) -> str:
+        return f"mid:{ix.message_id}" if ix.message_id else f"ref:{ix.source}\0{ix.ref}"
+
+    def _put_interactions(self, found: list[Interaction], person_id: str | None = None) -> None:
+        """Upsert a batch: the same message from two sources (one Message-ID) is stored once."""
+        if not found:
+            return
+        keys = [self._key(ix) for ix in found]
+        self.db.executemany(self._UPSERT, [
+            (key, ix.source, ix.ref, _ts(ix.at), ix.channel, ix.direction, ix.title, ix.evidence,
+             int(ix.counts), ix.rule, person_id)
+            for key, ix in zip(keys, found, strict=True)
+        ])  # fmt: skip
+        row_of: dict[str, int] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT key, id FROM interactions WHERE key IN ({marks})"
+            row_of.update(self.db.execute(query, chunk).fetchall())
+        rows = [row_of[key] for key in keys]
+        self.db.executemany(
+            "INSERT OR REPLACE INTO refs (source, ref, interaction_id) VALUES (?, ?, ?)",
+            [(ix.source, ix.ref, row) for ix, row in zip(found, rows, strict=True)],
+        )
+        self.db.executemany("DELETE FROM parties WHERE interaction_id = ?", [(r,) for r in rows])
         self.db.executemany(
             "INSERT OR IGNORE INTO parties VALUES (?, ?, ?, ?)",
-            [(row_id, p.identity.kind, p.identity.value, p.name) for p in parties],
+            [
+                (row, p.identity.kind, p.identity.value, p.name)
+                for ix, row in zip(found, rows, strict=True)
+                for p in ix.counterparts
+            ],
         )
 
     def add_contact(self, person_id: str, ix: Interaction) -> None:
         """A contact that belongs to a person directly: `syncd done`, a completed follow-up."""
         with self.transaction():
-            self._put_interaction(ix, person_id)
+            self._put_interactions([ix], person_id)
+            self._stale()
 
-    def stored_interactions(self) -> Iterator[tuple[int, str, str, int, str, str]]:
-        """(id, source, ref, at, channel, raw) of every imported interaction, for re-judging."""
-        yield from self.db.execute(
-            "SELECT id, source, ref, at, channel, raw FROM interactions WHERE person_id IS NULL"
-        )
-
-    def rejudge(self, row_id: int, ix: Interaction) -> None:
-        self.db.execute(
-            "UPDATE interactions SET direction = ?, counts = ?, rule = ? WHERE id = ?",
-            (ix.direction, int(ix.counts), ix.rule, row_id),
-        )
-        self._put_parties(row_id, ix.counterparts)
+    def forget_cursors(self) -> None:
+        """Make every source read everything again on its next scan (the rules changed)."""
+        self.db.execute("DELETE FROM cursors")
+        self.db.execute("DELETE FROM refs")
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -320,6 +310,7 @@ class Store:
                    ON CONFLICT (id) DO UPDATE SET name = excluded.name""",
                 [(person, name, _ts(now)) for person, name in names.items()],
             )
+            self._stale()
 
     def persons(self) -> dict[str, str]:
         """Every person with at least one identity: id -> name."""
@@ -340,7 +331,7 @@ class Store:
         SELECT person_id, id FROM interactions WHERE person_id IS NOT NULL AND counts = 1
     """
 
-    def contact_summaries(self) -> dict[str, ContactSummary]:
+    def _summaries(self) -> dict[str, ContactSummary]:
         rows = self.db.execute(
             f"""WITH counted AS ({self._COUNTED}),
                 ranked AS (
@@ -362,16 +353,15 @@ class Store:
             for person, at, channel, direction, title, evidence, count, relationship in rows
         }
 
-    def contact_days(self) -> dict[str, list[date]]:
-        """Distinct UTC days of counted contact per person, for learning their rhythm."""
+    def _days(self) -> dict[str, list[int]]:
         rows = self.db.execute(
             f"""WITH counted AS ({self._COUNTED})
                 SELECT DISTINCT c.person_id, i.at / 86400
                   FROM counted c JOIN interactions i ON i.id = c.iid"""
         )
-        days: dict[str, list[date]] = {}
+        days: dict[str, list[int]] = {}
         for person, day in rows:
-            days.setdefault(person, []).append(date.fromordinal(719163 + day))
+            days.setdefault(person, []).append(day)
         return days
 
     def recent_interactions(self, person_id: str, limit: int = 10) -> list[sqlite3.Row]:
@@ -389,7 +379,7 @@ class Store:
         finally:
             self.db.row_factory = None
 
-    def person_sources(self) -> dict[str, set[str]]:
+    def _sources(self) -> dict[str, set[str]]:
         rows = self.db.execute(
             """SELECT DISTINCT idn.person_id, i.source FROM parties p
                  JOIN identities idn ON idn.kind = p.kind AND idn.value = p.value
@@ -401,6 +391,54 @@ class Store:
         for person, source in rows:
             sources.setdefault(person, set()).add(source)
         return sources
+
+    def _stale(self) -> None:
+        self.set_meta("contact", "stale")
+
+    def _refresh(self) -> None:
+        """Rebuild the per-person contact table after imports; reading it is then cheap."""
+        if self.meta("contact") == "fresh":
+            return
+        summaries, days, sources = self._summaries(), self._days(), self._sources()
+        with self.transaction():
+            self.db.execute("DELETE FROM contact")
+            self.db.executemany(
+                "INSERT INTO contact VALUES (?, ?, ?, ?)",
+                [
+                    (
+                        person,
+                        _summary_json(summaries.get(person)),
+                        json.dumps(days.get(person, [])),
+                        json.dumps(sorted(sources.get(person, set()))),
+                    )
+                    for person in set(summaries) | set(days) | set(sources)
+                ],
+            )
+            self.set_meta("contact", "fresh")
+
+    def contact_summaries(self) -> dict[str, ContactSummary]:
+        """Per person: the latest counted contact, how many there were, whether it is mutual."""
+        self._refresh()
+        rows = self.db.execute("SELECT person_id, summary FROM contact WHERE summary IS NOT NULL")
+        summaries = {}
+        for person, text in rows:
+            at, channel, direction, title, evidence, total, mutual = json.loads(text)
+            summaries[person] = ContactSummary(
+                person, datetime.fromisoformat(at), channel, direction, title, evidence, total,
+                mutual,
+            )  # fmt: skip
+        return summaries
+
+    def contact_days(self) -> dict[str, list[date]]:
+        """Distinct UTC days of counted contact per person, for learning their rhythm."""
+        self._refresh()
+        rows = self.db.execute("SELECT person_id, days FROM contact")
+        return {p: [date.fromordinal(719163 + d) for d in json.loads(days)] for p, days in rows}
+
+    def person_sources(self) -> dict[str, set[str]]:
+        self._refresh()
+        rows = self.db.execute("SELECT person_id, sources FROM contact")
+        return {person: set(json.loads(sources)) for person, sources in rows}
 
     # -- corrections ----------------------------------------------------------------------------
 

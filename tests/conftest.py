@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ from tests import fakes
 
 
 @pytest.fixture
-def memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def memory(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register the in-memory source and sink types and start them empty."""
     monkeypatch.setitem(base.SOURCES, "memory", "tests.fakes:MemorySource")
     monkeypatch.setitem(base.SINKS, "memory", "tests.fakes:MemorySink")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from syncd import engine
@@ -59,9 +60,10 @@ def merge(store: Store, config: Config, first: str, second: str, now: datetime) 
         return "They are already one person."
     names = store.persons()
     person_of = store.identities()
-    left = min(i for i, p in person_of.items() if p == a)
-    right = min(i for i, p in person_of.items() if p == b)
-    store.add_correction("merge", identity=identity_text(left), other=identity_text(right), now=now)
+    # Every identity of both, so the merge holds even when one of them is split off later.
+    left = json.dumps(sorted(identity_text(i) for i, p in person_of.items() if p == a))
+    right = json.dumps(sorted(identity_text(i) for i, p in person_of.items() if p == b))
+    store.add_correction("merge", identity=left, other=right, now=now)
     engine.resolve(store, now)
     return f"Merged {names[b]} into {names[a]}."
 

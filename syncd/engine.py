@@ -118,7 +118,8 @@ def _records(store: Store) -> list[Record]:
 def _corrections(store: Store) -> Corrections:
     merges = tuple(
         (parse_identity(a), parse_identity(b))
-        for _, a, b, _ in store.corrections("merge") if a and b
+        for _, left, right, _ in store.corrections("merge") if left and right
+        for a in json.loads(left) for b in json.loads(right)
     )  # fmt: skip
     splits = frozenset(parse_identity(i) for _, i, _, _ in store.corrections("split") if i)
     ignored = frozenset(parse_identity(i) for _, i, _, _ in store.corrections("ignore") if i)

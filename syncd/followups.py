@@ -106,11 +106,19 @@ def digest(reminder: Reminder) -> str:
     return hashlib.sha256(repr(reminder).encode()).hexdigest()[:16]
 
 
-def _candidates(people: list[Relationship], config: Config) -> dict[str, planner.Candidate]:
+def _candidates(
+    people: list[Relationship], config: Config, today: date
+) -> dict[str, planner.Candidate]:
+    """Everyone a follow-up should stand for now: listed, due by today (+ lead), not snoozed."""
     found = {}
     for person in people:
         cycle = cycle_of(person, config)
-        if person.listed and person.due is not None and cycle is not None:
+        if (
+            person.listed
+            and person.due is not None
+            and cycle is not None
+            and person.due - config.reminders.lead <= today
+        ):
             found[person.id] = planner.Candidate(person.id, cycle, person.due, person.cadence.days)
     return found
 
@@ -140,7 +148,7 @@ def write_sink(config: Config, store: Store, name: str, sink: Sink | None,
                people: list[Relationship], now: datetime, summary: Summary) -> None:  # fmt: skip
     """Plan and write one sink's follow-ups; with no sink (a dry run) only plan and report."""
     today = now.astimezone(config.me.zone).date()
-    candidates = _candidates(people, config)
+    candidates = _candidates(people, config, today)
     written = {f.uid: f for f in store.followups(name)}
     current = {planner.uid_for(c.person_id, c.cycle): c for c in candidates.values()}
     done = {current[u].person_id for u, f in written.items() if u in current and f.status != OPEN}

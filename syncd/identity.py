@@ -113,6 +113,7 @@ class Record:
 
 @dataclass(frozen=True)
 class Corrections:
+    # (a, b): a's person and b's person are one; a's person keeps its id.
     merges: tuple[tuple[Identity, Identity], ...] = ()
     splits: frozenset[Identity] = frozenset()
     ignored: frozenset[Identity] = frozenset()
@@ -189,14 +190,20 @@ def _join_names(parts: _Components, records: list[Record], splits: frozenset[Ide
 
 
 def _assign_ids(
-    groups: dict[Identity, list[Identity]], previous: dict[Identity, str]
+    groups: dict[Identity, list[Identity]],
+    previous: dict[Identity, str],
+    keep: frozenset[Identity] = frozenset(),
 ) -> dict[Identity, str]:
-    """Keep each group's earlier id (the one most of its identities had); new groups get new ids."""
+    """Keep each group's earlier id (the one most of its identities had); new groups get new ids.
+
+    The id of an identity in `keep` wins over votes: `syncd merge A B` keeps A's id.
+    """
     person_of: dict[Identity, str] = {}
     taken: set[str] = set()
     for members in sorted(groups.values(), key=lambda m: (-len(m), min(m))):
         votes = Counter(previous[i] for i in members if i in previous)
-        ranked = sorted(votes, key=lambda pid: (-votes[pid], pid))
+        kept = {previous[i] for i in members if i in keep and i in previous}
+        ranked = sorted(votes, key=lambda pid: (pid not in kept, -votes[pid], pid))
         person = next((pid for pid in ranked if pid not in taken), None)
         if person is None:
             person = person_id_for(min(members), taken | set(previous.values()))
@@ -236,10 +243,11 @@ def resolve(
     _join_cards(parts, records, corrections.splits)
     _join_names(parts, records, corrections.splits)
     for a, b in corrections.merges:
-        if a in parts.parent and b in parts.parent:
+        if a in parts.parent and b in parts.parent and not {a, b} & corrections.splits:
             parts.union(a, b, "merged by you (syncd merge)")
     for identity in corrections.splits & nodes:
         parts.why[identity] = "split off by you (syncd split)"
-    person_of = _assign_ids(parts.groups(), previous)
+    first = frozenset(a for a, _ in corrections.merges)
+    person_of = _assign_ids(parts.groups(), previous, first)
     why = {i: parts.why.get(i, "seen on its own") for i in person_of}
     return Resolution(person_of, why, _names(records, person_of))

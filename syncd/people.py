@@ -101,11 +101,25 @@ def match_people(store: Store, who: str, config: Config) -> set[str]:
         identity = normalise(Identity(kind, who), config.me.phone_region)
         if identity is not None and identity in person_of:
             return {person_of[identity]}
+    return _by_name(persons, who)
+
+
+def _by_name(persons: dict[str, str], who: str) -> set[str]:
+    """The whole name, else every word of WHO as a word of the name, else part of the name."""
     wanted = name_key(who) or who.strip().lower()
-    exact = {pid for pid, name in persons.items() if (name_key(name) or name.lower()) == wanted}
-    if exact:
-        return exact
-    return {pid for pid, name in persons.items() if wanted and wanted in name.lower()}
+    if not wanted:
+        return set()
+    keys = {pid: name_key(name) or name.strip().lower() for pid, name in persons.items()}
+    words = set(wanted.split())
+    for matches in (
+        lambda key: key == wanted,
+        lambda key: words <= set(key.split()),
+        lambda key: wanted in key,
+    ):
+        found = {pid for pid, key in keys.items() if matches(key)}
+        if found:
+            return found
+    return set()
 
 
 def find_person(store: Store, who: str, config: Config) -> str:

@@ -52,7 +52,11 @@ def parse_duration(value: object) -> timedelta:
     match = _DURATION.match(value) if isinstance(value, str) else None
     if not match:
         raise ValueError(f'expected a duration like "30d", "2w", "1h" or "15m", got {value!r}')
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    except OverflowError:
+        message = f"expected a duration of at most a few thousand years, got {value!r}"
+        raise ValueError(message) from None
 
 
 def _parse_clock(value: object) -> time:
@@ -74,7 +78,16 @@ def _check_timezone(value: str) -> str:
     return value
 
 
+def _at_least_a_day(value: timedelta) -> timedelta:
+    if value < timedelta(days=1):
+        raise ValueError('expected a cadence of at least one day, like "30d" or "2w"')
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+CadenceLength = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_a_day)
+]
 ClockTime = Annotated[time, BeforeValidator(_parse_clock)]
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -163,8 +176,8 @@ class Rules(Section):
 
 
 class Cadence(Section):
-    default: Duration = timedelta(days=90)
-    groups: dict[str, Duration] = Field(default_factory=dict)
+    default: CadenceLength = timedelta(days=90)
+    groups: dict[str, CadenceLength] = Field(default_factory=dict)
     learn: bool = True
 
     @field_validator("groups")
@@ -174,7 +187,7 @@ class Cadence(Section):
 
 
 class PersonSettings(Section):
-    cadence: Duration | None = None
+    cadence: CadenceLength | None = None
     group: str | None = None
     ignore: bool = False
 

@@ -25,7 +25,7 @@ _FOLD = str.maketrans({"ø": "o", "æ": "ae", "ß": "ss", "ł": "l", "đ": "d", 
 
 
 def normalise_email(raw: str) -> str | None:
-    address = raw.strip().strip("<>").removeprefix("mailto:").removeprefix("MAILTO:").lower()
+    address = raw.strip().strip("<>").lower().removeprefix("mailto:")
     if not _EMAIL.match(address):
         return None
     local, domain = address.rsplit("@", 1)
@@ -65,7 +65,7 @@ def name_key(name: str) -> str | None:
     if text.count(",") == 1:
         last, first = text.split(",")
         text = f"{first} {last}"
-    folded = unicodedata.normalize("NFKD", text.lower().translate(_FOLD))
+    folded = unicodedata.normalize("NFKD", text.lower().translate(_FOLD)).lower()
     plain = "".join(ch for ch in folded if not unicodedata.combining(ch))
     tokens = _NAME_TOKEN.findall(plain)
     return " ".join(tokens) if len(tokens) >= 2 else None
@@ -155,20 +155,36 @@ class _Components:
         return members
 
 
-def _join_cards(parts: _Components, records: list[Record], splits: frozenset[Identity]) -> None:
+def shared_identities(records: list[Record]) -> set[Identity]:
+    """Identities on address-book entries of differently named people: a family's one address."""
+    names: dict[Identity, set[str]] = defaultdict(set)
     for record in records:
-        joined = sorted(i for i in record.identities if i not in splits and i in parts.parent)
+        if record.card:
+            for identity in record.identities:
+                names[identity].add(name_key(record.name) or record.name.strip().lower())
+    return {identity for identity, found in names.items() if len(found) > 1}
+
+
+def _join_cards(parts: _Components, records: list[Record], alone: set[Identity]) -> None:
+    for record in records:
+        if not record.card:
+            continue
+        joined = sorted(i for i in record.identities if i not in alone and i in parts.parent)
         for other in joined[1:]:
             parts.union(joined[0], other, f"same card ({record.evidence or record.side})")
 
 
-def _join_names(parts: _Components, records: list[Record], splits: frozenset[Identity]) -> None:
-    """Join persons that carry one full name, when no source has two people with that name."""
+def _join_names(parts: _Components, records: list[Record], alone: set[Identity]) -> None:
+    """Join persons that carry one full name, when no source has two people with that name.
+
+    An address seen under two different names (a shared family or office address) joins nobody.
+    """
     by_source: dict[str, dict[str, set[Identity]]] = defaultdict(lambda: defaultdict(set))
     elsewhere: dict[str, set[Identity]] = defaultdict(set)
+    names_of: dict[Identity, set[str]] = defaultdict(set)
     for record in records:
         key = name_key(record.name)
-        members = [i for i in record.identities if i not in splits and i in parts.parent]
+        members = [i for i in record.identities if i not in alone and i in parts.parent]
         if key is None or not members:
             continue
         root = parts.find(members[0])
@@ -176,12 +192,14 @@ def _join_names(parts: _Components, records: list[Record], splits: frozenset[Ide
             by_source[key][record.side].add(root)
         else:
             elsewhere[key].add(root)
+            names_of[root].add(key)
+    shared = {root for root, keys in names_of.items() if len(keys) > 1}
     for key in set(by_source) | set(elsewhere):
         sides = by_source.get(key, {})
         if any(len(roots) > 1 for roots in sides.values()):
             continue  # two address-book entries with this name: two people
         carded = set().union(*sides.values()) if sides else set()
-        loose = elsewhere.get(key, set()) - carded
+        loose = elsewhere.get(key, set()) - carded - shared
         if len(loose) > 1:
             continue  # two unknown addresses with this name: cannot tell them apart
         everyone = sorted(carded | loose)
@@ -193,14 +211,17 @@ def _assign_ids(
     groups: dict[Identity, list[Identity]],
     previous: dict[Identity, str],
     keep: frozenset[Identity] = frozenset(),
+    splits: frozenset[Identity] = frozenset(),
 ) -> dict[Identity, str]:
     """Keep each group's earlier id (the one most of its identities had); new groups get new ids.
 
-    The id of an identity in `keep` wins over votes: `syncd merge A B` keeps A's id.
+    The id of an identity in `keep` wins over votes: `syncd merge A B` keeps A's id. An identity
+    split off chooses last, so the person it leaves keeps the id.
     """
     person_of: dict[Identity, str] = {}
     taken: set[str] = set()
-    for members in sorted(groups.values(), key=lambda m: (-len(m), min(m))):
+    order = sorted(groups.values(), key=lambda m: (set(m) <= splits, -len(m), min(m)))
+    for members in order:
         votes = Counter(previous[i] for i in members if i in previous)
         kept = {previous[i] for i in members if i in keep and i in previous}
         ranked = sorted(votes, key=lambda pid: (pid not in kept, -votes[pid], pid))
@@ -227,7 +248,8 @@ def _names(records: list[Record], person_of: dict[Identity, str]) -> dict[str, s
                 carded.setdefault(person, name)
             elif "@" not in name:
                 seen[person][name] += 1
-    names = {person: counts.most_common(1)[0][0] for person, counts in seen.items()}
+    # The most frequent name; ties go to the alphabetically first, so runs agree.
+    names = {person: min(counts, key=lambda n: (-counts[n], n)) for person, counts in seen.items()}
     names.update(carded)
     for identity, person in person_of.items():
         names.setdefault(person, identity.value)
@@ -240,14 +262,17 @@ def resolve(
     """Group identities into persons: same card, then unique full name, then the user's merges."""
     nodes = {i for r in records for i in r.identities} - corrections.ignored
     parts = _Components(sorted(nodes))
-    _join_cards(parts, records, corrections.splits)
-    _join_names(parts, records, corrections.splits)
+    shared = shared_identities(records)
+    _join_cards(parts, records, shared | corrections.splits)
+    _join_names(parts, records, shared | corrections.splits)
     for a, b in corrections.merges:
         if a in parts.parent and b in parts.parent and not {a, b} & corrections.splits:
             parts.union(a, b, "merged by you (syncd merge)")
+    for identity in shared & nodes:
+        parts.why.setdefault(identity, "shared by differently named address-book entries")
     for identity in corrections.splits & nodes:
         parts.why[identity] = "split off by you (syncd split)"
     first = frozenset(a for a, _ in corrections.merges)
-    person_of = _assign_ids(parts.groups(), previous, first)
+    person_of = _assign_ids(parts.groups(), previous, first, corrections.splits)
     why = {i: parts.why.get(i, "seen on its own") for i in person_of}
     return Resolution(person_of, why, _names(records, person_of))

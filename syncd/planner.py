@@ -42,6 +42,8 @@ class Plan:
 
 
 def working_days(start: date, days: frozenset[int]) -> Iterator[date]:
+    if not days:
+        raise ValueError("no working days to plan follow-ups on")
     day = start
     while True:
         if day.weekday() in days:

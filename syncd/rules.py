@@ -67,9 +67,14 @@ def _automated_sender(party: Party, judge: Judge) -> str | None:
 
 
 def _unique_others(parties: Iterable[Party], judge: Judge) -> tuple[Party, ...]:
+    """Everyone but me, once each; a person listed twice (organizer and attendee) keeps the
+    entry that says how they answered."""
     seen: dict[Identity, Party] = {}
     for party in parties:
-        if not judge.is_me(party) and party.identity not in seen:
+        if judge.is_me(party):
+            continue
+        before = seen.get(party.identity)
+        if before is None or (party.partstat and not before.partstat):
             seen[party.identity] = party
     return tuple(seen.values())
 

@@ -180,7 +180,11 @@ def demo(app: App, into: Path | None) -> None:
         people = relationships(store, app.config)
     today = app.now.astimezone(app.config.me.zone).date()
     due = [p for p in people if p.listed and p.due is not None and p.due <= today]
-    app.console.print(contacts_table(sorted(due, key=_due_order), today, "Due for a follow-up"))
+    app.console.print(
+        contacts_table(
+            sorted(due, key=_due_order), today, "Due for a follow-up", app.config.me.zone
+        )
+    )
     app.console.print(summary.line())
     sample.explain(app.console, folder, config_path)
 
@@ -269,7 +273,8 @@ def contacts(app: App, as_json: bool, only_due: bool, group: str | None) -> None
     if as_json:
         click.echo(json.dumps([p.to_json() for p in people], indent=2, ensure_ascii=False))
     else:
-        app.console.print(contacts_table(people, today, f"{len(people)} relationships"))
+        title = f"{len(people)} relationships"
+        app.console.print(contacts_table(people, today, title, app.config.me.zone))
 
 
 @main.command()
@@ -284,7 +289,8 @@ def show(app: App, who: str, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(person_json(store, person), indent=2, ensure_ascii=False))
         else:
-            show_person(app.console, store, person, app.now.astimezone(app.config.me.zone).date())
+            zone = app.config.me.zone
+            show_person(app.console, store, person, zone, app.now.astimezone(zone).date())
 
 
 # -- corrections -------------------------------------------------------------------------------

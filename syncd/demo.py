@@ -18,6 +18,7 @@ CONFIG = """\
 name = "Sanne Bakker"
 emails = ["sanne@bakkerontwerp.nl", "sanne.bakker@gmail.com"]
 phones = ["+31 6 2345 6789"]
+linkedin = "https://www.linkedin.com/in/sannebakker-ux"
 timezone = "Europe/Amsterdam"
 
 [state]

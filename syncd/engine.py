@@ -74,9 +74,13 @@ def prepare(ix: Interaction, judge: Judge, region: str | None) -> Interaction:
                        rule)  # fmt: skip
 
 
-def prepare_card(card: Card, region: str | None) -> Card:
-    found = (ids.normalise(i, region) for i in card.identities)
-    return replace(card, identities=tuple(dict.fromkeys(i for i in found if i is not None)))
+def prepare_card(card: Card, judge: Judge, region: str | None) -> Card:
+    """Normalise a card's identities. A card with one of the user's own is the user's own card:
+    none of its identities belong to anyone else."""
+    found = [n for i in card.identities if (n := ids.normalise(i, region)) is not None]
+    if any(i in judge.me for i in found):
+        found = []
+    return replace(card, identities=tuple(dict.fromkeys(found)))
 
 
 def _batches(items: Iterator[Card | Interaction]) -> Iterator[list[Card | Interaction]]:
@@ -98,7 +102,7 @@ def import_source(
     cursor = Cursor(state=store.cursor_state(name), known=known.__contains__)
     count = 0
     for batch in _batches(source.scan(cursor)):
-        cards = [prepare_card(i, region) for i in batch if isinstance(i, Card)]
+        cards = [prepare_card(i, judge, region) for i in batch if isinstance(i, Card)]
         found = [prepare(i, judge, region) for i in batch if isinstance(i, Interaction)]
         store.write_batch(name, cards, found, cursor.state)
         count += len(batch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
@@ -12,10 +13,10 @@ from syncd.people import Relationship
 from syncd.store import Store
 
 
-def _last(person: Relationship) -> str:
+def _last(person: Relationship, zone: ZoneInfo) -> str:
     if person.last_contact is None:
         return "—"
-    return f"{person.last_contact:%Y-%m-%d} {person.last_channel}"
+    return f"{person.last_contact.astimezone(zone):%Y-%m-%d} {person.last_channel}"
 
 
 def _due(person: Relationship, today: date) -> str:
@@ -29,13 +30,13 @@ def _due(person: Relationship, today: date) -> str:
     return person.due.isoformat()
 
 
-def contacts_table(people: list[Relationship], today: date, title: str) -> Table:
+def contacts_table(people: list[Relationship], today: date, title: str, zone: ZoneInfo) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("Name", "Groups", "Last contact", "Every", "Due"):
         table.add_column(column)
     for person in people:
         table.add_row(
-            person.name, ", ".join(person.groups), _last(person),
+            person.name, ", ".join(person.groups), _last(person, zone),
             f"{person.cadence.days}d ({person.cadence.source})", _due(person, today),
         )  # fmt: skip
     return table
@@ -66,7 +67,8 @@ def person_json(store: Store, person: Relationship) -> dict[str, Any]:
     return data
 
 
-def show_person(console: Console, store: Store, person: Relationship, today: date) -> None:
+def show_person(console: Console, store: Store, person: Relationship, zone: ZoneInfo,
+                today: date) -> None:  # fmt: skip
     data = person_json(store, person)
     console.print(f"[bold]{person.name}[/]  ({person.id})"
                   + (f" — {person.organisation}" if person.organisation else ""))  # fmt: skip
@@ -76,7 +78,7 @@ def show_person(console: Console, store: Store, person: Relationship, today: dat
     for identity in data["identities"]:
         console.print(f"  {identity['kind']:<8} {identity['value']}  [dim]({identity['why']})[/]")
     console.print(f"cadence: every {person.cadence.days} days — {person.cadence.why}")
-    console.print(f"last contact: {_last(person)}; due: {_due(person, today)}")
+    console.print(f"last contact: {_last(person, zone)}; due: {_due(person, today)}")
     if person.snoozed_until:
         console.print(f"snoozed until {person.snoozed_until.isoformat()}")
     if person.birthday:

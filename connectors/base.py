@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 
-from syncd.model import Card, Interaction, Reminder, ReminderState
+from syncd.model import Card, Identity, Interaction, Reminder, ReminderState
 
 
 class SourceError(Exception):
@@ -54,13 +54,53 @@ class ConnectorOptions(BaseModel):
     type: str
 
 
+class SecretOptions(ConnectorOptions):
+    """Keys for a connector that logs in: the secret is never in the config file itself.
+
+    `password = { keyring = "service" }` (the system keyring, user name = `username`),
+    `password_command = ["pass", "show", "mail"]` (its first line of output), or `password_file`
+    (e.g. a systemd credential, `password_file = "%d/mail"`).
+    """
+
+    username: str | None = None
+    password: dict[str, str] | None = None
+    password_command: list[str] | None = None
+    password_file: ConfigPath | None = None
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _no_plain_password(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError(
+                "a password in the config file is refused; store it with `syncd secret set NAME` "
+                'and write password = { keyring = "NAME" }, or use password_command or '
+                "password_file"
+            )
+        if isinstance(value, dict) and set(value) != {"keyring"}:
+            raise ValueError('expected password = { keyring = "service name" }')
+        return value
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.password or self.password_command or self.password_file)
+
+
+def _no_secrets(options: SecretOptions) -> str:
+    raise SourceError("no way to find secrets was given to this connector")
+
+
 @dataclass
 class Context:
-    """What a connector may know of the world: its name, the user's time zone and the clock."""
+    """What a connector may know of the world: its name, the user's time zone, the clock, who the
+    user is, and how to fetch a secret."""
 
     name: str
     timezone: ZoneInfo
     now: datetime  # aware; every "up to now" is measured against this
+    # The user's own identities from [me], normalised: mail from these is "out".
+    me: tuple[Identity, ...] = ()
+    # The secret for a SecretOptions connector; raises SourceError naming what is missing.
+    secret: Callable[[SecretOptions], str] = _no_secrets
     logger: logging.Logger = field(init=False)
     warnings: int = field(default=0, init=False)
 
@@ -133,6 +173,9 @@ SOURCES: dict[str, str] = {
     "ics": "connectors.ics:IcsSource",
     "maildir": "connectors.maildir:MaildirSource",
     "mbox": "connectors.mbox:MboxSource",
+    "imap": "connectors.imap:ImapSource",
+    "linkedin": "connectors.linkedin:LinkedInSource",
+    "whatsapp": "connectors.whatsapp:WhatsAppSource",
 }
 SINKS: dict[str, str] = {
     "ics": "connectors.icsfile:IcsFileSink",

@@ -164,6 +164,8 @@ class State(Section):
 
 class Rules(Section):
     max_attendees: int = Field(default=10, ge=2)
+    # WhatsApp group chats (more than two authors) count as contact with each member.
+    whatsapp_groups: bool = False
     # Senders whose mail never counts, by address or by domain ("@example.com").
     ignore: list[str] = Field(default_factory=list)
     # Local parts of automated senders; mail from them never counts.

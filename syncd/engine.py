@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from connectors.base import Context, Cursor, Source, SourceError, source_class
-from syncd import followups
+from syncd import followups, secrets
 from syncd import identity as ids
 from syncd.config import Config
 from syncd.identity import Corrections, Record
@@ -30,13 +30,17 @@ BATCH = 1000
 Progress = Callable[[str, int], None]
 
 
-def build_judge(config: Config, store: Store) -> Judge:
+def my_identities(config: Config) -> frozenset[Identity]:
     region = config.me.phone_region
     mine = [Identity(IdentityKind.EMAIL, e) for e in config.me.emails]
     mine += [Identity(IdentityKind.PHONE, p) for p in config.me.phones]
     if config.me.linkedin:
         mine.append(Identity(IdentityKind.LINKEDIN, config.me.linkedin))
-    me = frozenset(n for i in mine if (n := ids.normalise(i, region)) is not None)
+    return frozenset(n for i in mine if (n := ids.normalise(i, region)) is not None)
+
+
+def build_judge(config: Config, store: Store) -> Judge:
+    me = my_identities(config)
     ignored = frozenset(parse_identity(i) for _, i, _, _ in store.corrections("ignore") if i)
     return Judge(
         me=me,
@@ -44,12 +48,14 @@ def build_judge(config: Config, store: Store) -> Judge:
         ignore=tuple(i.lower() for i in config.rules.ignore),
         automated_senders=tuple(config.rules.automated_senders),
         ignored=ignored,
+        whatsapp_groups=config.rules.whatsapp_groups,
     )
 
 
 def _fingerprint(judge: Judge) -> str:
     parts = [sorted(map(str, judge.me)), judge.max_attendees, sorted(judge.ignore),
-             sorted(judge.automated_senders), sorted(map(str, judge.ignored))]  # fmt: skip
+             sorted(judge.automated_senders), sorted(map(str, judge.ignored)),
+             judge.whatsapp_groups]  # fmt: skip
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -143,9 +149,15 @@ def mark_changed(store: Store) -> None:
         store.set_meta("resolved", "no")
 
 
+def context_for(name: str, config: Config, now: datetime) -> Context:
+    """What a connector is told: time zone, clock, the user's identities, and secrets."""
+    me = tuple(sorted(my_identities(config)))
+    return Context(name, config.me.zone, now, me, lambda options: secrets.resolve(options, name))
+
+
 def open_source(name: str, config: Config, now: datetime) -> tuple[Source, Context]:
     options = config.sources[name]
-    context = Context(name, config.me.zone, now)
+    context = context_for(name, config, now)
     return source_class(options.type)(options, context), context  # type: ignore[call-arg]
 
 
@@ -186,7 +198,7 @@ def sync(
     """One pass. With `dry_run`, sources are read into syncd's own database; no sink is written."""
     summary = Summary()
     import_all(config, store, now, summary, only, progress)
-    sinks = {} if dry_run else followups.open_sinks(config, now)
+    sinks = {} if dry_run else followups.open_sinks(config, now, context_for)
     followups.read_back(store, sinks, now, summary)
     people = relationships(store, config)
     summary.relationships = sum(1 for p in people if p.listed)
@@ -202,6 +214,6 @@ def check_connectors(config: Config, now: datetime) -> list[str]:
     for name in config.sources:
         source, _ = open_source(name, config, now)
         problems += [f"sources.{name}: {problem}" for problem in source.check()]
-    for name, sink in followups.open_sinks(config, now).items():
+    for name, sink in followups.open_sinks(config, now, context_for).items():
         problems += [f"sinks.{name}: {problem}" for problem in sink.check()]
     return problems

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
@@ -20,14 +21,15 @@ from syncd.report import Summary
 from syncd.store import FollowUp, Store
 
 log = logging.getLogger("syncd")
+ContextFactory = Callable[[str, Config, datetime], Context]
 
 OPEN, COMPLETED, DISMISSED, WITHDRAWN = "open", "completed", "dismissed", "withdrawn"
 
 
-def open_sinks(config: Config, now: datetime) -> dict[str, Sink]:
+def open_sinks(config: Config, now: datetime, context_for: ContextFactory) -> dict[str, Sink]:
     sinks: dict[str, Sink] = {}
     for name, options in config.sinks.items():
-        context = Context(name, config.me.zone, now)
+        context = context_for(name, config, now)
         sinks[name] = sink_class(options.type)(options, context)  # type: ignore[call-arg]
     return sinks
 

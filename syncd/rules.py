@@ -24,6 +24,7 @@ class Judge:
     ignore: tuple[str, ...] = ()  # addresses, or "@domain"
     automated_senders: tuple[str, ...] = ()
     ignored: frozenset[Identity] = frozenset()  # `syncd ignore ADDRESS`
+    whatsapp_groups: bool = False  # group chats count as contact with each member
 
     def is_me(self, party: Party) -> bool:
         return party.identity in self.me
@@ -127,10 +128,25 @@ def _meeting(ix: Interaction, judge: Judge) -> Verdict:
 
 
 def _message(ix: Interaction, judge: Judge) -> Verdict:
-    """Chats, LinkedIn messages, follow-ups: direction from the author, contact either way."""
-    if ix.sender is not None and not judge.is_me(ix.sender):
-        return _counted(judge, Direction.IN, (ix.sender,), ix.rule)
-    return _counted(judge, Direction.OUT, _unique_others(ix.recipients, judge), ix.rule)
+    """Chats, LinkedIn messages, follow-ups: contact either way.
+
+    A source that knows which side is the user (a chat export names the user however it likes)
+    sets `direction` itself; otherwise the author decides it.
+    """
+    direction = ix.direction
+    if direction is None:
+        mine = ix.sender is None or judge.is_me(ix.sender)
+        direction = Direction.OUT if mine else Direction.IN
+    if direction is Direction.IN:
+        others = _unique_others([ix.sender] if ix.sender else [], judge)
+    else:
+        others = _unique_others(ix.recipients, judge)
+    rule = ix.rule
+    if rule is None and ix.signals.get("chat") == "group" and not judge.whatsapp_groups:
+        rule = "group chat ([rules] whatsapp_groups is off)"
+    elif rule is None and len(others) + 1 > judge.max_attendees:
+        rule = f"{len(others) + 1} participants, more than max_attendees ({judge.max_attendees})"
+    return _counted(judge, direction, others, rule)
 
 
 def verdict(ix: Interaction, judge: Judge) -> Verdict:

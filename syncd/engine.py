@@ -25,7 +25,8 @@ from syncd.rules import Judge, verdict
 from syncd.store import Store, parse_identity
 
 log = logging.getLogger("syncd")
-BATCH = 1000
+# Items per transaction: a crash loses at most this many, to be read again on the next pass.
+BATCH = 5000
 # Called after each batch: source name, items so far.
 Progress = Callable[[str, int], None]
 

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import NamedTuple
 
 from syncd.model import Channel, Direction, Identity, IdentityKind, Interaction, Party
@@ -57,13 +59,17 @@ def _bulk_reason(signals: dict[str, str]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=64)
+def _automated_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(word) for word in words) or "(?!)"
+    return re.compile(rf"(?:{alternatives})(?:[-+.][^@]*)?@")
+
+
 def _automated_sender(party: Party, judge: Judge) -> str | None:
     if party.identity.kind is not IdentityKind.EMAIL:
         return None
-    local = party.identity.value.split("@", 1)[0]
-    for word in judge.automated_senders:
-        if local == word or local.startswith((f"{word}-", f"{word}+", f"{word}.")):
-            return f"automated sender ({party.identity.value})"
+    if _automated_pattern(judge.automated_senders).match(party.identity.value):
+        return f"automated sender ({party.identity.value})"
     return None
 
 

@@ -181,7 +181,7 @@ class Store:
     def write_batch(
         self,
         source: str,
-        cards: Iterable[Card],
+        cards: list[Card],
         interactions: Iterable[Interaction],
         cursor: dict[str, Any],
     ) -> None:
@@ -189,8 +189,10 @@ class Store:
         with self.transaction():
             for card in cards:
                 self._put_card(card)
-            self._put_interactions(list(interactions))
-            self._stale()
+            found = list(interactions)
+            self._put_interactions(found)
+            if cards or found:
+                self._stale()
             self.db.execute(
                 "INSERT OR REPLACE INTO cursors (source, state) VALUES (?, ?)",
                 (source, json.dumps(cursor, separators=(",", ":"))),
@@ -206,48 +208,52 @@ class Store:
             ),
         )  # fmt: skip
 
-    _UPSERT = """
-        INSERT INTO interactions
-          (key, source, ref, at, channel, direction, title, evidence, counts, rule, person_id)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (key) DO UPDATE SET
-          at = excluded.at, direction = excluded.direction, title = excluded.title,
-          counts = excluded.counts, rule = excluded.rule"""
-
     @staticmethod
     def _key(ix: Interaction) -> str:
         return f"mid:{ix.message_id}" if ix.message_id else f"ref:{ix.source}\0{ix.ref}"
 
-    def _put_interactions(self, found: list[Interaction], person_id: str | None = None) -> None:
-        """Upsert a batch: the same message from two sources (one Message-ID) is stored once."""
-        if not found:
-            return
-        keys = [self._key(ix) for ix in found]
-        self.db.executemany(self._UPSERT, [
-            (key, ix.source, ix.ref, _ts(ix.at), ix.channel, ix.direction, ix.title, ix.evidence,
-             int(ix.counts), ix.rule, person_id)
-            for key, ix in zip(keys, found, strict=True)
-        ])  # fmt: skip
-        row_of: dict[str, int] = {}
+    def _existing(self, keys: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT key, id FROM interactions WHERE key IN ({marks})"
-            row_of.update(self.db.execute(query, chunk).fetchall())
-        rows = [row_of[key] for key in keys]
+            query = f"SELECT key, id FROM interactions WHERE key IN ({','.join('?' * len(chunk))})"
+            found.update(self.db.execute(query, chunk).fetchall())
+        return found
+
+    def _put_interactions(self, found: list[Interaction], person_id: str | None = None) -> None:
+        """Insert or update a batch; the same message from two sources (one Message-ID) is stored
+        once. New rows get their ids here, so only rows that existed before lose their parties."""
+        if not found:
+            return
+        latest = {self._key(ix): ix for ix in found}  # a key twice in one batch: the last wins
+        row_of = self._existing(list(latest))
+        updated = [(key, row_of[key]) for key in latest if key in row_of]
+        (top,) = self.db.execute("SELECT coalesce(max(id), 0) FROM interactions").fetchone()
+        fresh = [key for key in latest if key not in row_of]
+        row_of.update({key: top + n for n, key in enumerate(fresh, start=1)})
+        self.db.executemany("INSERT INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [
+            (row_of[key], key, ix.source, ix.ref, _ts(ix.at), ix.channel, ix.direction, ix.title,
+             ix.evidence, int(ix.counts), ix.rule, person_id)
+            for key in fresh for ix in (latest[key],)
+        ])  # fmt: skip
+        self.db.executemany(
+            "UPDATE interactions SET at = ?, direction = ?, title = ?, counts = ?, rule = ?"
+            " WHERE id = ?",
+            [(_ts(ix.at), ix.direction, ix.title, int(ix.counts), ix.rule, row)
+             for key, row in updated for ix in (latest[key],)],
+        )  # fmt: skip
+        self.db.executemany(
+            "DELETE FROM parties WHERE interaction_id = ?", [(r,) for _, r in updated]
+        )
         self.db.executemany(
             "INSERT OR REPLACE INTO refs (source, ref, interaction_id) VALUES (?, ?, ?)",
-            [(ix.source, ix.ref, row) for ix, row in zip(found, rows, strict=True)],
+            [(ix.source, ix.ref, row_of[self._key(ix)]) for ix in found],
         )
-        self.db.executemany("DELETE FROM parties WHERE interaction_id = ?", [(r,) for r in rows])
         self.db.executemany(
             "INSERT OR IGNORE INTO parties VALUES (?, ?, ?, ?)",
-            [
-                (row, p.identity.kind, p.identity.value, p.name)
-                for ix, row in zip(found, rows, strict=True)
-                for p in ix.counterparts
-            ],
-        )
+            [(row_of[key], p.identity.kind, p.identity.value, p.name)
+             for key, ix in latest.items() for p in ix.counterparts],
+        )  # fmt: skip
 
     def add_contact(self, person_id: str, ix: Interaction) -> None:
         """A contact that belongs to a person directly: `syncd done`, a completed follow-up."""

@@ -71,14 +71,15 @@ def listed(store: Store, config: configuration.Config) -> dict[str, Any]:
 
 def test_a_crash_mid_source_keeps_whole_batches_and_counts_nothing_twice(setup: Any) -> None:
     config, store = setup
-    fakes.FEEDS["mail"] = [mail(f"m{n}", ME, [f"p{n % 7}@x.nl"], n % 300) for n in range(2500)]
-    fakes.CRASH["mail"] = 2200
+    total = engine.BATCH * 5 // 2
+    fakes.FEEDS["mail"] = [mail(f"m{n}", ME, [f"p{n % 7}@x.nl"], n % 300) for n in range(total)]
+    fakes.CRASH["mail"] = engine.BATCH * 2 + 200
     with pytest.raises(RuntimeError):
         engine.sync(config, store, NOW)
-    assert store.cursor_state("mail") == {"done": 2000}
-    assert len(store.known_refs("mail")) == 2000
+    assert store.cursor_state("mail") == {"done": engine.BATCH * 2}
+    assert len(store.known_refs("mail")) == engine.BATCH * 2
     engine.sync(config, store, NOW)
-    assert store.db.execute("SELECT count(*) FROM interactions").fetchone()[0] == 2500
+    assert store.db.execute("SELECT count(*) FROM interactions").fetchone()[0] == total
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 

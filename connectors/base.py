@@ -151,7 +151,11 @@ class Sink(Protocol):
     Options: ClassVar[builtins.type[ConnectorOptions]]
 
     def put(self, reminder: Reminder) -> str:
-        """Create or update the follow-up with `reminder.uid`; return its etag."""
+        """Create or update the follow-up with `reminder.uid`; return its etag.
+
+        `reminder.etag` is what this sink returned last time (None for a new follow-up); a sink
+        that can tell raises PreconditionFailed when the item changed since, and never overwrites.
+        """
         ...
 
     def remove(self, uid: str) -> None:
@@ -176,10 +180,14 @@ SOURCES: dict[str, str] = {
     "imap": "connectors.imap:ImapSource",
     "linkedin": "connectors.linkedin:LinkedInSource",
     "whatsapp": "connectors.whatsapp:WhatsAppSource",
+    "caldav": "connectors.caldav:CalDavSource",
+    "carddav": "connectors.carddav:CardDavSource",
 }
 SINKS: dict[str, str] = {
     "ics": "connectors.icsfile:IcsFileSink",
     "vdir": "connectors.icsfile:VdirSink",
+    "caldav": "connectors.caldav:CalDavSink",
+    "invite": "connectors.invite:InviteSink",
 }
 
 

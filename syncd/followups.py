@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
-from connectors.base import Context, Sink, SinkError, sink_class
+from connectors.base import Context, PreconditionFailed, Sink, SinkError, sink_class
 from syncd import planner
 from syncd.config import Config
 from syncd.model import Channel, Direction, FollowUpStatus, Interaction, Reminder, ReminderState
@@ -137,12 +137,19 @@ def _put(store: Store, sink_name: str, sink: Sink | None, reminder: Reminder, cy
     fingerprint = digest(reminder)
     if before is not None and before.status == OPEN and before.digest == fingerprint:
         return False
-    etag = sink.put(reminder) if sink is not None else None
-    if sink is not None:
-        store.save_followup(FollowUp(
-            reminder.uid, sink_name, reminder.person_id, cycle, reminder.due, OPEN, etag,
-            fingerprint, None, reminder.stamp or datetime.now(UTC),
-        ))  # fmt: skip
+    if sink is None:
+        return True
+    sequence = before.sequence + 1 if before is not None else 0
+    etag = before.etag if before is not None else None
+    try:
+        etag = sink.put(replace(reminder, sequence=sequence, etag=etag))
+    except PreconditionFailed:
+        # The user changed it in their calendar: theirs stands; read-back reports what it is now.
+        log.info("follow-up for %s changed in %s; kept as it is", reminder.person_name, sink_name)
+    store.save_followup(FollowUp(
+        reminder.uid, sink_name, reminder.person_id, cycle, reminder.due, OPEN, etag,
+        fingerprint, None, reminder.stamp or datetime.now(UTC), sequence,
+    ))  # fmt: skip
     return True
 
 

@@ -122,9 +122,12 @@ class Reminder:
     duration: timedelta = timedelta(minutes=15)
     links: tuple[str, ...] = ()  # mailto:, tel:, https: ways to reach the person
     categories: tuple[str, ...] = ("syncd",)
-    sequence: int = 0
+    sequence: int = 0  # raised each time a written follow-up changes (iTIP SEQUENCE)
     # When the reminder was first planned; written as DTSTAMP/CREATED so re-writes are byte-stable.
     stamp: datetime | None = None
+    # The etag the sink returned when syncd last wrote it (None: never written). A server sink
+    # updates with If-Match on it and raises PreconditionFailed when the user changed the item.
+    etag: str | None = None
 
 
 @dataclass(frozen=True)

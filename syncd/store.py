@@ -54,6 +54,10 @@ MIGRATIONS: list[str] = [
         completed_at INTEGER, stamp INTEGER NOT NULL,
         PRIMARY KEY (uid, sink)) WITHOUT ROWID;
     """,
+    # 2: the iTIP SEQUENCE of each written follow-up, raised on every change.
+    """
+    ALTER TABLE followups ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -112,6 +116,7 @@ class FollowUp:
     digest: str | None
     completed_at: datetime | None
     stamp: datetime
+    sequence: int = 0
 
 
 class Store:
@@ -475,20 +480,20 @@ class Store:
         return [
             FollowUp(
                 uid, sink_name, person, cycle, date.fromisoformat(planned), status, etag, digest,
-                _dt(completed) if completed is not None else None, _dt(stamp),
+                _dt(completed) if completed is not None else None, _dt(stamp), sequence,
             )
-            for uid, sink_name, person, cycle, planned, status, etag, digest, completed, stamp
-            in rows
+            for (uid, sink_name, person, cycle, planned, status, etag, digest, completed, stamp,
+                 sequence) in rows
         ]  # fmt: skip
 
     def save_followup(self, followup: FollowUp) -> None:
         with self.transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO followups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO followups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     followup.uid, followup.sink, followup.person_id, followup.cycle,
                     followup.planned.isoformat(), followup.status, followup.etag, followup.digest,
                     _ts(followup.completed_at) if followup.completed_at else None,
-                    _ts(followup.stamp),
+                    _ts(followup.stamp), followup.sequence,
                 ),
             )  # fmt: skip

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-# Follow-ups planned further ahead than this are not written yet; they are planned again next pass.
-HORIZON = timedelta(days=7)
+# Only the coming week (today and the six days after) is written; follow-ups planned further ahead
+# are planned again on a later pass, so someone who becomes due meanwhile can still go first.
+HORIZON = timedelta(days=6)
 WEEKDAY_NUMBERS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 

@@ -152,7 +152,11 @@ def init(app: App, force: bool) -> None:
 def check(app: App) -> None:
     """Validate the config and see that every source and sink can be reached."""
     config = app.config
-    problems = engine.check_connectors(config, app.now)
+    problems = []
+    for key, found in engine.check_connectors(config, app.now).items():
+        if not found:
+            click.echo(f"  ✓ {key}")
+        problems += [f"{key}: {problem}" for problem in found]
     if problems:
         fail(ConfigError(app.config_path, problems))
     click.echo(f"{app.config_path}: OK — {len(config.sources)} sources, {len(config.sinks)} sinks")

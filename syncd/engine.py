@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
 
-from connectors.base import Context, Cursor, Source, SourceError, source_class
+from connectors.base import Context, Cursor, SinkError, Source, SourceError, source_class
 from syncd import followups, secrets
 from syncd import identity as ids
 from syncd.config import Config
@@ -209,12 +209,19 @@ def sync(
     return summary
 
 
-def check_connectors(config: Config, now: datetime) -> list[str]:
-    """Every problem that keeps a configured source or sink from working, one line each."""
-    problems = []
+def check_connectors(config: Config, now: datetime) -> dict[str, list[str]]:
+    """For each configured source and sink ("sources.NAME"), what keeps it from working."""
+    found: dict[str, list[str]] = {}
     for name in config.sources:
         source, _ = open_source(name, config, now)
-        problems += [f"sources.{name}: {problem}" for problem in source.check()]
+        found[f"sources.{name}"] = _checked(source.check)
     for name, sink in followups.open_sinks(config, now, context_for).items():
-        problems += [f"sinks.{name}: {problem}" for problem in sink.check()]
-    return problems
+        found[f"sinks.{name}"] = _checked(sink.check)
+    return found
+
+
+def _checked(check: Callable[[], list[str]]) -> list[str]:
+    try:
+        return check()
+    except (SourceError, SinkError) as error:
+        return [str(error)]

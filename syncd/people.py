@@ -14,7 +14,7 @@ from syncd import cadence as cadence_rules
 from syncd.config import Config
 from syncd.identity import name_key, normalise
 from syncd.model import Card, Identity, IdentityKind
-from syncd.store import Store
+from syncd.store import ContactSummary, Store
 
 
 class UnknownPerson(LookupError):
@@ -151,51 +151,78 @@ def _cards_by_person(cards: list[Card], person_of: dict[Identity, str]) -> dict[
     return by_person
 
 
-def relationships(store: Store, config: Config) -> list[Relationship]:
-    """Everyone known, with last contact, cadence and due date; `listed` marks relationships."""
+@dataclass(frozen=True)
+class _Known:
+    """Everything the store and config say, gathered once for building every Relationship."""
+
+    identities: dict[str, list[Identity]]
+    cards: dict[str, list[Card]]
+    summaries: dict[str, ContactSummary]
+    days: dict[str, list[date]]
+    sources: dict[str, set[str]]
+    snoozed: dict[str, date]
+    ignored: set[str]
+    settings: dict[str, Any]
+
+
+def _gather(store: Store, config: Config) -> _Known:
     person_of = store.identities()
     identities: dict[str, list[Identity]] = {}
     for identity, person in sorted(person_of.items()):
         identities.setdefault(person, []).append(identity)
-    cards = _cards_by_person(store.cards(), person_of)
-    summaries = store.contact_summaries()
-    days = store.contact_days() if config.cadence.learn else {}
-    sources = store.person_sources()
-    snoozed = _snoozes(store)
-    ignored = ignored_persons(store, config)
-    settings = _settings_by_person(store, config)
-    result = []
-    for person, name in sorted(store.persons().items(), key=lambda item: item[1].lower()):
-        own = cards.get(person, [])
-        summary = summaries.get(person)
-        groups = list(dict.fromkeys(g for card in own for g in card.groups))
-        personal = settings.get(person)
-        if personal is not None and personal.group and personal.group.lower() not in groups:
-            groups.insert(0, personal.group.lower())
-        chosen = cadence_rules.choose(
-            person=personal.cadence if personal else None,
-            groups=groups,
-            group_cadences=config.cadence.groups,
-            learned=cadence_rules.learn(days.get(person, [])),
-            default=config.cadence.default,
-        )
-        last = summary.last_at if summary else None
-        result.append(
-            Relationship(
-                id=person, name=name, identities=tuple(identities.get(person, [])),
-                groups=tuple(groups),
-                sources=tuple(sorted(sources.get(person, set()) | {c.source for c in own})),
-                last_contact=last,
-                last_channel=summary.channel if summary else None,
-                last_direction=summary.direction if summary else None,
-                last_title=summary.title if summary else "",
-                interactions=summary.interactions if summary else 0,
-                cadence=chosen,
-                due=cadence_rules.due_date(last, chosen.days, config.me.zone, snoozed.get(person)),
-                snoozed_until=snoozed.get(person),
-                birthday=next((c.birthday for c in own if c.birthday), None),
-                organisation=next((c.organisation for c in own if c.organisation), None),
-                listed=person not in ignored and bool(own or (summary and summary.relationship)),
-            )
-        )  # fmt: skip
-    return result
+    return _Known(
+        identities=identities,
+        cards=_cards_by_person(store.cards(), person_of),
+        summaries=store.contact_summaries(),
+        days=store.contact_days() if config.cadence.learn else {},
+        sources=store.person_sources(),
+        snoozed=_snoozes(store),
+        ignored=ignored_persons(store, config),
+        settings=_settings_by_person(store, config),
+    )
+
+
+def _groups(own: list[Card], personal: Any) -> list[str]:
+    groups = list(dict.fromkeys(g for card in own for g in card.groups))
+    if personal is not None and personal.group and personal.group.lower() not in groups:
+        groups.insert(0, personal.group.lower())
+    return groups
+
+
+def _relationship(person: str, name: str, known: _Known, config: Config) -> Relationship:
+    own = known.cards.get(person, [])
+    summary = known.summaries.get(person)
+    personal = known.settings.get(person)
+    groups = _groups(own, personal)
+    chosen = cadence_rules.choose(
+        person=personal.cadence if personal else None,
+        groups=groups,
+        group_cadences=config.cadence.groups,
+        learned=cadence_rules.learn(known.days.get(person, [])),
+        default=config.cadence.default,
+    )
+    last = summary.last_at if summary else None
+    snoozed = known.snoozed.get(person)
+    return Relationship(
+        id=person, name=name, identities=tuple(known.identities.get(person, [])),
+        groups=tuple(groups),
+        sources=tuple(sorted(known.sources.get(person, set()) | {c.source for c in own})),
+        last_contact=last,
+        last_channel=summary.channel if summary else None,
+        last_direction=summary.direction if summary else None,
+        last_title=summary.title if summary else "",
+        interactions=summary.interactions if summary else 0,
+        cadence=chosen,
+        due=cadence_rules.due_date(last, chosen.days, config.me.zone, snoozed),
+        snoozed_until=snoozed,
+        birthday=next((c.birthday for c in own if c.birthday), None),
+        organisation=next((c.organisation for c in own if c.organisation), None),
+        listed=person not in known.ignored and bool(own or (summary and summary.relationship)),
+    )  # fmt: skip
+
+
+def relationships(store: Store, config: Config) -> list[Relationship]:
+    """Everyone known, with last contact, cadence and due date; `listed` marks relationships."""
+    known = _gather(store, config)
+    people = sorted(store.persons().items(), key=lambda item: item[1].lower())
+    return [_relationship(person, name, known, config) for person, name in people]

@@ -74,7 +74,8 @@ def prepare(ix: Interaction, judge: Judge, region: str | None) -> Interaction:
     sender = _party(ix.sender, region) if ix.sender else None
     recipients = tuple(p for r in ix.recipients if (p := _party(r, region)) is not None)
     found = Interaction(ix.source, ix.ref, ix.at, ix.channel, sender, recipients, ix.title,
-                        ix.evidence, ix.message_id, ix.signals, rule=ix.rule)  # fmt: skip
+                        ix.evidence, ix.message_id, ix.signals, ix.direction,
+                        rule=ix.rule)  # fmt: skip
     direction, counterparts, counts, rule = verdict(found, judge)
     return Interaction(ix.source, ix.ref, ix.at, ix.channel, sender, recipients, ix.title,
                        ix.evidence, ix.message_id, ix.signals, direction, counterparts, counts,

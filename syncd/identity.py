@@ -59,16 +59,20 @@ def name_key(name: str) -> str | None:
     "Vries, Jan de", "Jan de Vries" and "JAN DE VRIES" share one key; "Anne-Marie van 't Hof" and
     "Anne Marie van t Hof" too. A single word (a first name alone) is never a key.
     """
+    tokens = _name_tokens(name)
+    return " ".join(tokens) if len(tokens) >= 2 else None
+
+
+def _name_tokens(name: str) -> list[str]:
     text = name.strip().strip("\"'")
     if not text or "@" in text:
-        return None
+        return []
     if text.count(",") == 1:
         last, first = text.split(",")
         text = f"{first} {last}"
     folded = unicodedata.normalize("NFKD", text.lower().translate(_FOLD)).lower()
     plain = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    tokens = _NAME_TOKEN.findall(plain)
-    return " ".join(tokens) if len(tokens) >= 2 else None
+    return _NAME_TOKEN.findall(plain)
 
 
 def normalise(identity: Identity, region: str | None) -> Identity | None:
@@ -82,7 +86,8 @@ def normalise(identity: Identity, region: str | None) -> Identity | None:
         case IdentityKind.LINKEDIN:
             value = normalise_linkedin(identity.value)
         case IdentityKind.NAME:
-            value = name_key(identity.value)
+            # A chat partner saved as "Mama" is someone too; only joining needs a full name.
+            value = " ".join(_name_tokens(identity.value)) or None
     return Identity(identity.kind, value) if value else None
 
 

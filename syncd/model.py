@@ -16,7 +16,8 @@ class IdentityKind(StrEnum):
     EMAIL = "email"
     PHONE = "phone"
     LINKEDIN = "linkedin"
-    # A WhatsApp chat partner known only by the name the user saved them under.
+    # Someone known only by a name: a WhatsApp chat partner as the user saved them, a LinkedIn
+    # connection in an export without profile URLs.
     NAME = "name"
 
 

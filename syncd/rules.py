@@ -148,10 +148,11 @@ def _message(ix: Interaction, judge: Judge) -> Verdict:
     else:
         others = _unique_others(ix.recipients, judge)
     rule = ix.rule
+    size = len(_unique_others([p for p in (ix.sender, *ix.recipients) if p], judge)) + 1
     if rule is None and ix.signals.get("chat") == "group" and not judge.whatsapp_groups:
         rule = "group chat ([rules] whatsapp_groups is off)"
-    elif rule is None and len(others) + 1 > judge.max_attendees:
-        rule = f"{len(others) + 1} participants, more than max_attendees ({judge.max_attendees})"
+    elif rule is None and size > judge.max_attendees:
+        rule = f"{size} participants, more than max_attendees ({judge.max_attendees})"
     return _counted(judge, direction, others, rule)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,7 +60,9 @@ https://www.linkedin.com/in/andré-lefèvre,2026-11-02 10:00:00 UTC,,"Bonjour!",
 """
 
 CHATS = {
-    "WhatsApp-chat met Eva.txt": "14-11-2026 20:15 - Eva: Hoi!\n14-11-2026 20:16 - Sanne: Hoi Eva\n",
+    "WhatsApp-chat met Eva.txt": (
+        "14-11-2026 20:15 - Eva: Hoi!\n14-11-2026 20:16 - Sanne: Hoi Eva\n"
+    ),
     "WhatsApp Chat with +31 6 1234 5678.txt": (
         "11/15/26, 9:00\u202fAM - +31 6 1234 5678: Are you coming?\n"
         "11/15/26, 9:05\u202fAM - Sanne Bakker: Yes!\n"

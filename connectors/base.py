@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import ipaddress
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,19 @@ class PreconditionFailed(SinkError):
     """The item changed on the server since syncd wrote it (HTTP 412): re-read, never overwrite."""
 
 
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine, where a connection never crosses a network."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
     path = value.expanduser()
@@ -52,6 +66,11 @@ class ConnectorOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str
+
+    def own_addresses(self) -> list[str]:
+        """Mail addresses this connector sends from itself (an invitation sink's `from`): mail to
+        or from them is never contact with anyone."""
+        return []
 
 
 class SecretOptions(ConnectorOptions):

@@ -35,9 +35,14 @@ class _Text(icalendar.vText):
         return escaped.replace("\n", "\\n").encode("utf-8")
 
 
+# Lone surrogates (undecodable bytes carried through from a mail header) cannot be written as UTF-8.
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
 def _clean(value: str) -> str:
     # A leading byte-order mark would be eaten by the reader's UTF-8 decoding anyway.
-    return _CONTROLS.sub("", _LINE_BREAKS.sub("\n", value)).lstrip("\ufeff")
+    text = _SURROGATES.sub("\ufffd", _LINE_BREAKS.sub("\n", value))
+    return _CONTROLS.sub("", text).lstrip("\ufeff")
 
 
 def _text(value: str) -> _Text:

@@ -43,10 +43,12 @@ def my_identities(config: Config) -> frozenset[Identity]:
 def build_judge(config: Config, store: Store) -> Judge:
     me = my_identities(config)
     ignored = frozenset(parse_identity(i) for _, i, _, _ in store.corrections("ignore") if i)
+    # Mail with syncd's own sending addresses (replies to its invitations) is nobody's contact.
+    own = [a for options in config.sinks.values() for a in options.own_addresses()]
     return Judge(
         me=me,
         max_attendees=config.rules.max_attendees,
-        ignore=tuple(i.lower() for i in config.rules.ignore),
+        ignore=tuple(i.lower() for i in [*config.rules.ignore, *own]),
         automated_senders=tuple(config.rules.automated_senders),
         ignored=ignored,
         whatsapp_groups=config.rules.whatsapp_groups,

@@ -99,7 +99,7 @@ def reminder_for(person: Relationship, cycle: str, day: date, config: Config,
         summary=planner.summary_text(wording, settings.language),
         description=planner.description_text(wording, settings.language),
         component=settings.component,
-        start=start if settings.component == "VEVENT" else None,
+        start=start,
         duration=settings.duration, links=person.links, stamp=stamp,
     )  # fmt: skip
 

@@ -64,18 +64,47 @@ def _apply(store: Store, followup: FollowUp, state: ReminderState, now: datetime
     return None
 
 
+# How calendars title the reply when the user declines an invitation: "<prefix> <summary>".
+DECLINED = (
+    "declined:", "invitation declined:", "geweigerd:", "uitnodiging geweigerd:", "afgewezen:",
+    "abgelehnt:", "einladung abgelehnt:", "refusé:", "rechazado:",
+)  # fmt: skip
+
+
+def _declined(store: Store, written: dict[str, FollowUp]) -> list[ReminderState]:
+    """Follow-ups the user declined: a reply titled "Declined: Catch up with NAME" in the mail."""
+    names = store.persons()
+    replies = []
+    for title in store.titles_since(min(f.stamp for f in written.values())):
+        lowered = title.lower()
+        prefix = next((p for p in DECLINED if lowered.startswith(p)), None)
+        if prefix:
+            replies.append(lowered[len(prefix) :].strip())
+    found = []
+    for uid, followup in written.items():
+        name = names.get(followup.person_id, "")
+        summaries = tuple(
+            text["summary"].format(name=name).lower() for text in planner.TEXTS.values()
+        )
+        if any(reply.startswith(summaries) for reply in replies):
+            found.append(ReminderState(uid, FollowUpStatus.DECLINED))
+    return found
+
+
 def read_back(store: Store, sinks: dict[str, Sink], now: datetime, summary: Summary) -> None:
-    """Ask each sink what became of the open follow-ups syncd wrote there."""
+    """Ask each sink what became of the open follow-ups syncd wrote there; a declined invitation
+    (its reply in the mail) dismisses the follow-up too."""
     for name, sink in list(sinks.items()):
         written = {f.uid: f for f in store.followups(name) if f.status == OPEN}
         if not written:
             continue
         try:
-            for state in sink.read_back(list(written)):
-                if state.uid in written:
-                    outcome = _apply(store, written[state.uid], state, now)
-                    if outcome:
-                        setattr(summary, outcome, getattr(summary, outcome) + 1)
+            states = _declined(store, written) + list(sink.read_back(list(written)))
+            for state in states:
+                followup = written.pop(state.uid, None)
+                outcome = _apply(store, followup, state, now) if followup else None
+                if outcome:
+                    setattr(summary, outcome, getattr(summary, outcome) + 1)
         except SinkError as error:
             log.error("sink %s: %s", name, error)
             summary.sink_errors.append(f"{name}: {error}")

@@ -271,6 +271,11 @@ class Store:
         self.db.execute("DELETE FROM cursors")
         self.db.execute("DELETE FROM refs")
 
+    def titles_since(self, moment: datetime) -> list[str]:
+        """Subjects and titles of everything imported that happened since `moment`."""
+        rows = self.db.execute("SELECT title FROM interactions WHERE at >= ?", (_ts(moment),))
+        return [title for (title,) in rows]
+
     # -- identity -----------------------------------------------------------------------------
 
     def cards(self) -> list[Card]:

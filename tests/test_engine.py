@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,17 @@ def test_a_moved_follow_up_keeps_the_users_day(setup: Any) -> None:
     fakes.STATES[uid] = ReminderState(uid, FollowUpStatus.OPEN, due=moved)
     engine.sync(config, store, NOW + timedelta(hours=1))
     assert [f.planned for f in store.followups("calendar")] == [moved]
+
+
+def test_a_declined_invitation_is_not_written_again(setup: Any) -> None:
+    config, store = setup
+    fakes.FEEDS["book"] = [card("c1", "Jan de Vries", "jan@example.nl")]
+    fakes.FEEDS["mail"] = [mail("m1", ME, ["jan@example.nl"], 45)]
+    engine.sync(config, store, NOW)
+    assert len(fakes.ITEMS) == 1
+    reply = mail("r1", ME, ["syncd@example.nl"], 0)
+    fakes.FEEDS["mail"].append(replace(reply, at=NOW + timedelta(hours=1),
+                                       title="Declined: Catch up with Jan de Vries @ Mon 23 Nov"))  # fmt: skip
+    summary = engine.sync(config, store, NOW + timedelta(hours=2))
+    assert summary.dismissed == 1
+    assert [f.status for f in store.followups("calendar")] == ["dismissed"]

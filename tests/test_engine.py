@@ -205,8 +205,8 @@ def test_a_declined_invitation_is_not_written_again(setup: Any) -> None:
     engine.sync(config, store, NOW)
     assert len(fakes.ITEMS) == 1
     reply = mail("r1", ME, ["syncd@example.nl"], 0)
-    fakes.FEEDS["mail"].append(replace(reply, at=NOW + timedelta(hours=1),
-                                       title="Declined: Catch up with Jan de Vries @ Mon 23 Nov"))  # fmt: skip
+    title = "Declined: Catch up with Jan de Vries @ Mon 23 Nov"
+    fakes.FEEDS["mail"].append(replace(reply, at=NOW + timedelta(hours=1), title=title))
     summary = engine.sync(config, store, NOW + timedelta(hours=2))
     assert summary.dismissed == 1
     assert [f.status for f in store.followups("calendar")] == ["dismissed"]

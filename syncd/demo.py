@@ -40,6 +40,14 @@ path = "Mail"
 type = "mbox"
 path = "archive.mbox"
 
+[sources.linkedin]
+type = "linkedin"
+path = "LinkedIn"
+
+[sources.whatsapp]
+type = "whatsapp"
+path = "WhatsApp"
+
 [sinks.followups]
 type = "ics"
 path = "followups.ics"

@@ -202,6 +202,9 @@ SOURCES: dict[str, str] = {
     "caldav": "connectors.caldav:CalDavSource",
     "carddav": "connectors.carddav:CardDavSource",
 }
+# Source types whose cards are the user's address book: a card there makes a relationship. Other
+# cards (LinkedIn connections) join identities but do not make anyone a relationship by themselves.
+ADDRESS_BOOKS: frozenset[str] = frozenset({"vcard", "carddav"})
 SINKS: dict[str, str] = {
     "ics": "connectors.icsfile:IcsFileSink",
     "vdir": "connectors.icsfile:VdirSink",

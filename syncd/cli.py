@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,14 +19,20 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from connectors.base import SinkError, SourceError
 from syncd import config as configuration
-from syncd import corrections, engine
+from syncd import corrections, daemon, engine, notify, secrets, service
 from syncd.config import Config, ConfigError
+from syncd.lock import FileLock, LockError, lock_path
 from syncd.people import Relationship, UnknownPerson, find_person, relationships
 from syncd.report import Summary
 from syncd.store import Store, StoreError
 from syncd.views import contacts_table, person_json, show_person
 
-USER_ERRORS = (ConfigError, StoreError, UnknownPerson, SourceError, SinkError, click.BadParameter)
+USER_ERRORS = (
+    ConfigError, StoreError, UnknownPerson, SourceError, SinkError, click.BadParameter, LockError,
+    service.ServiceError,
+)  # fmt: skip
+# How long `syncd sync` waits, by default, for a pass that is already running.
+LOCK_WAIT = 60
 log = logging.getLogger("syncd")
 
 
@@ -98,7 +105,9 @@ def fail(error: BaseException) -> NoReturn:
 
 def setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(notify.log_formatter(sys.stderr))  # `<N>` prefixes under journald
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 pass_app = click.make_pass_decorator(App)
@@ -179,7 +188,7 @@ def demo(app: App, into: Path | None) -> None:
     if app.now_text is None:
         app.now_text = sample.NOW
     app.console.print(f"[bold]syncd demo[/] in {folder} (clock set to {app.now_text})")
-    summary = _sync(app, only=None, dry_run=False)
+    summary = _sync(app, only=None, dry_run=False, wait=LOCK_WAIT)
     with app.store() as store:
         people = relationships(store, app.config)
     today = app.now.astimezone(app.config.me.zone).date()
@@ -211,20 +220,21 @@ def _progress_for(console: Console) -> tuple[Progress | None, engine.Progress | 
     return bars, advance
 
 
-def _sync(app: App, only: str | None, dry_run: bool) -> Summary:
+def _sync(app: App, only: str | None, dry_run: bool, wait: float) -> Summary:
     config = app.config
     if only and only not in config.sources:
         raise click.BadParameter(f"no source named {only!r}; the config has: "
                                  + ", ".join(config.sources))  # fmt: skip
     bars, progress = _progress_for(app.console)
-    with app.store(must_exist=False) as store:
-        if bars is not None:
-            with bars:
+    # One pass at a time (the timer, the daemon and a manual run): the second waits, then gives up.
+    with FileLock(lock_path(config.state.database)).acquire(wait), app.store(must_exist=False) as store:
+        try:
+            with bars or nullcontext():
                 summary = engine.sync(config, store, app.now, only=only, dry_run=dry_run,
                                       progress=progress)  # fmt: skip
-        else:
-            summary = engine.sync(config, store, app.now, only=only, dry_run=dry_run,
-                                  progress=progress)  # fmt: skip
+            daemon.remember(store, summary, app.now, planned=not dry_run)
+        except sqlite3.Error as error:
+            raise StoreError(daemon.state_problem(config.state.database, error)) from error
     for report in summary.sources:
         if report.error:
             app.console.print(f"[red]source {report.name} failed:[/] {report.error}")
@@ -240,10 +250,18 @@ def _sync(app: App, only: str | None, dry_run: bool) -> Summary:
     is_flag=True,
     help="Read sources into syncd's database, but write no follow-up anywhere.",
 )
+@click.option(
+    "--wait",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0),
+    default=LOCK_WAIT,
+    show_default=True,
+    help="How long to wait for a pass that is already running.",
+)
 @pass_app
-def sync(app: App, only: str | None, dry_run: bool) -> None:
+def sync(app: App, only: str | None, dry_run: bool, wait: float) -> None:
     """One pass: import, work out who is due, write and read back follow-ups."""
-    summary = _sync(app, only, dry_run)
+    summary = _sync(app, only, dry_run, wait)
     if dry_run:
         for name, sink in summary.written:
             click.echo(f"would write a follow-up for {name} to {sink}")

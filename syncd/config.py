@@ -211,9 +211,23 @@ class Reminders(Section):
         return value
 
 
+def _at_least_a_second(value: timedelta) -> timedelta:
+    if value < timedelta(seconds=1):
+        raise ValueError('expected an interval of at least a second, like "30m" or "1h"')
+    return value
+
+
+Interval = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_a_second)]
+
+
 class Schedule(Section):
-    sync: Duration = timedelta(minutes=30)
+    sync: Interval = timedelta(minutes=30)
     plan: ClockTime = time(7, 30)
+    # Per source, how often `syncd run` reads it instead of `sync`: [schedule.sources] NAME = "10m".
+    sources: dict[str, Interval] = Field(default_factory=dict)
+
+    def interval(self, source: str) -> timedelta:
+        return self.sources.get(source, self.sync)
 
 
 class Config(Section):
@@ -285,6 +299,9 @@ def validate(raw: dict[str, Any], base_dir: Path, path: Path | None = None) -> C
         config = Config.model_validate(rest, context={"base_dir": base_dir})
     except ValidationError as error:
         problems.extend(_describe(e) for e in error.errors())
+    if config is not None:
+        problems += [f"schedule.sources.{name}: no source named {name!r} in [sources]"
+                     for name in config.schedule.sources if name not in sources]  # fmt: skip
     if problems or config is None:
         raise ConfigError(path, problems)
     return config.model_copy(update={"sources": sources, "sinks": sinks})

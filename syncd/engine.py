@@ -202,6 +202,18 @@ def sync(
     """One pass. With `dry_run`, sources are read into syncd's own database; no sink is written."""
     summary = Summary()
     import_all(config, store, now, summary, only, progress)
+    return plan_and_write(config, store, now, summary, dry_run=dry_run)
+
+
+def plan_and_write(
+    config: Config, store: Store, now: datetime, summary: Summary | None = None, *,
+    dry_run: bool = False,
+) -> Summary:  # fmt: skip
+    """The second half of a pass, without reading sources: read back what the user did with the
+    follow-ups, work out who is due, write follow-ups. The daemon runs it once a day."""
+    summary = Summary() if summary is None else summary
+    if not dry_run and store.meta("resolved") != "yes":
+        resolve(store, now)
     sinks = {} if dry_run else followups.open_sinks(config, now, context_for)
     followups.read_back(store, sinks, now, summary)
     people = relationships(store, config)

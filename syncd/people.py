@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from connectors.base import ADDRESS_BOOKS
 from syncd import cadence as cadence_rules
 from syncd.config import Config
 from syncd.identity import name_key, normalise
@@ -189,6 +190,11 @@ def _groups(own: list[Card], personal: Any) -> list[str]:
     return groups
 
 
+def _in_address_book(cards: list[Card], config: Config) -> bool:
+    types = {name: options.type for name, options in config.sources.items()}
+    return any(types.get(card.source) in ADDRESS_BOOKS for card in cards)
+
+
 def _relationship(person: str, name: str, known: _Known, config: Config) -> Relationship:
     own = known.cards.get(person, [])
     summary = known.summaries.get(person)
@@ -217,7 +223,8 @@ def _relationship(person: str, name: str, known: _Known, config: Config) -> Rela
         snoozed_until=snoozed,
         birthday=next((c.birthday for c in own if c.birthday), None),
         organisation=next((c.organisation for c in own if c.organisation), None),
-        listed=person not in known.ignored and bool(own or (summary and summary.relationship)),
+        listed=person not in known.ignored
+        and bool(_in_address_book(own, config) or (summary and summary.relationship)),
     )  # fmt: skip
 
 

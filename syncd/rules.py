@@ -93,7 +93,7 @@ class Verdict(NamedTuple):
     rule: str | None
 
 
-def _counted(judge: Judge, direction: Direction, others: tuple[Party, ...],
+def _counted(judge: Judge, direction: Direction | None, others: tuple[Party, ...],
              rule: str | None) -> Verdict:  # fmt: skip
     kept = tuple(p for p in others if not judge.is_ignored(p))
     if rule is None and others and not kept:
@@ -153,6 +153,9 @@ def _message(ix: Interaction, judge: Judge) -> Verdict:
         rule = "group chat ([rules] whatsapp_groups is off)"
     elif rule is None and size > judge.max_attendees:
         rule = f"{size} participants, more than max_attendees ({judge.max_attendees})"
+    if ix.signals.get("event") == "connected":
+        # Connecting: contact with no direction, so it does not make a relationship on its own.
+        return _counted(judge, None, others, rule)
     return _counted(judge, direction, others, rule)
 
 

@@ -8,34 +8,69 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
-from connectors.base import SecretOptions, SourceError
+from connectors.base import ConnectorOptions, SecretOptions, SourceError
 
 COMMAND_TIMEOUT = 60
 
 
-def _from_keyring(service: str, user: str) -> str:
+NO_KEYRING = (
+    "no system keyring is available here (no D-Bus session?); use password_command "
+    '(e.g. ["pass", "show", "mail"]) or password_file instead'
+)
+
+
+def _keyring() -> ModuleType:
+    """The keyring module with a working backend; never the fail or null backend, which would
+    lose a stored secret or answer None without saying why."""
     import keyring
+
+    backend = keyring.get_keyring()
+    if type(backend).__module__.startswith(("keyring.backends.fail", "keyring.backends.null")):
+        raise SourceError(NO_KEYRING)
+    return keyring
+
+
+def _from_keyring(service: str, user: str) -> str:
     from keyring.errors import KeyringError, NoKeyringError
 
     try:
-        backend = keyring.get_keyring()
-        if type(backend).__module__.startswith(("keyring.backends.fail", "keyring.backends.null")):
-            raise NoKeyringError(type(backend).__name__)
-        value = keyring.get_password(service, user)
+        value = _keyring().get_password(service, user)
     except NoKeyringError:
-        raise SourceError(
-            "no system keyring is available here (no D-Bus session?); use password_command "
-            '(e.g. ["pass", "show", "mail"]) or password_file instead'
-        ) from None
+        raise SourceError(NO_KEYRING) from None
     except KeyringError as error:
         raise SourceError(f"the keyring could not be read: {type(error).__name__}") from None
     if not value:
         raise SourceError(
             f"no secret found in the keyring for service {service!r}, user {user!r}; "
-            f"store it with `syncd secret set`"
+            f"store it with `syncd secret set {service}`"
         )
-    return value
+    return str(value)
+
+
+def store_in_keyring(service: str, user: str, secret: str) -> None:
+    """Keep `secret` in the system keyring, where `password = { keyring = SERVICE }` finds it."""
+    from keyring.errors import KeyringError, NoKeyringError
+
+    try:
+        _keyring().set_password(service, user, secret)
+    except NoKeyringError:
+        raise SourceError(NO_KEYRING) from None
+    except KeyringError as error:
+        raise SourceError(f"the keyring could not store it: {type(error).__name__}") from None
+
+
+def keyring_logins(connectors: dict[str, ConnectorOptions], name: str) -> list[tuple[str, str]]:
+    """(service, user) of each connector that reads its secret from the keyring under `name`, or
+    that is itself called `name`; the user is its `username`, else its name, as `resolve` uses."""
+    found = []
+    for connector, options in connectors.items():
+        if isinstance(options, SecretOptions) and options.password is not None:
+            service = options.password["keyring"]
+            if name in (connector, service):
+                found.append((service, options.username or connector))
+    return list(dict.fromkeys(found))
 
 
 def _from_command(command: list[str]) -> str:

@@ -58,6 +58,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE followups ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: the daemon's jobs ("source:NAME", "plan"): when each last ran, whether it worked, and
+    # when it runs next; `syncd run` catches up from it and `syncd status` shows it.
+    """
+    CREATE TABLE runs (
+        job TEXT PRIMARY KEY, last_run INTEGER, last_success INTEGER, last_error TEXT,
+        failures INTEGER NOT NULL DEFAULT 0, next_run INTEGER) WITHOUT ROWID;
+    """,
 ]
 
 
@@ -71,6 +78,14 @@ def _ts(moment: datetime) -> int:
 
 def _dt(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _maybe_dt(seconds: int | None) -> datetime | None:
+    return None if seconds is None else _dt(seconds)
+
+
+def _maybe_ts(moment: datetime | None) -> int | None:
+    return None if moment is None else _ts(moment)
 
 
 def identity_text(identity: Identity) -> str:
@@ -102,6 +117,18 @@ def _summary_json(summary: ContactSummary | None) -> str | None:
     return json.dumps([summary.last_at.isoformat(), summary.channel, summary.direction,
                        summary.title, summary.evidence, summary.interactions,
                        summary.relationship])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Run:
+    """One job of the daemon as last recorded: a source's import, or the daily planning."""
+
+    job: str
+    last_run: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    failures: int = 0  # in a row, since the last success
+    next_run: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -500,5 +527,33 @@ class Store:
                     followup.planned.isoformat(), followup.status, followup.etag, followup.digest,
                     _ts(followup.completed_at) if followup.completed_at else None,
                     _ts(followup.stamp), followup.sequence,
+                ),
+            )  # fmt: skip
+
+    def followup_counts(self) -> dict[str, dict[str, int]]:
+        """Per sink, how many follow-ups are in each status (open, completed, ...)."""
+        rows = self.db.execute("SELECT sink, status, count(*) FROM followups GROUP BY sink, status")
+        counts: dict[str, dict[str, int]] = {}
+        for sink, status, count in rows:
+            counts.setdefault(sink, {})[status] = count
+        return counts
+
+    # -- the daemon's jobs ----------------------------------------------------------------------
+
+    def runs(self) -> dict[str, Run]:
+        rows = self.db.execute("SELECT * FROM runs")
+        return {
+            job: Run(job, _maybe_dt(last_run), _maybe_dt(success), error, failures,
+                     _maybe_dt(next_run))
+            for job, last_run, success, error, failures, next_run in rows
+        }  # fmt: skip
+
+    def save_run(self, run: Run) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    run.job, _maybe_ts(run.last_run), _maybe_ts(run.last_success), run.last_error,
+                    run.failures, _maybe_ts(run.next_run),
                 ),
             )  # fmt: skip

@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncd.people import Relationship
@@ -36,7 +37,7 @@ def contacts_table(people: list[Relationship], today: date, title: str, zone: Zo
         table.add_column(column)
     for person in people:
         table.add_row(
-            person.name, ", ".join(person.groups), _last(person, zone),
+            escape(person.name), escape(", ".join(person.groups)), _last(person, zone),
             f"{person.cadence.days}d ({person.cadence.source})", _due(person, today),
         )  # fmt: skip
     return table
@@ -70,24 +71,25 @@ def person_json(store: Store, person: Relationship) -> dict[str, Any]:
 def show_person(console: Console, store: Store, person: Relationship, zone: ZoneInfo,
                 today: date) -> None:  # fmt: skip
     data = person_json(store, person)
-    console.print(f"[bold]{person.name}[/]  ({person.id})"
+    console.print(f"[bold]{escape(person.name)}[/]  ({person.id})"
                   + (f" — {person.organisation}" if person.organisation else ""))  # fmt: skip
     if person.groups:
-        console.print(f"groups: {', '.join(person.groups)}")
-    console.print(f"sources: {', '.join(person.sources) or '—'}")
+        console.print(f"groups: {escape(', '.join(person.groups))}")
+    console.print(f"sources: {escape(', '.join(person.sources)) or '—'}")
     for identity in data["identities"]:
-        console.print(f"  {identity['kind']:<8} {identity['value']}  [dim]({identity['why']})[/]")
-    console.print(f"cadence: every {person.cadence.days} days — {person.cadence.why}")
+        value, why = escape(identity["value"]), escape(identity["why"])
+        console.print(f"  {identity['kind']:<8} {value}  [dim]({why})[/]")
+    console.print(f"cadence: every {person.cadence.days} days — {escape(person.cadence.why)}")
     console.print(f"last contact: {_last(person, zone)}; due: {_due(person, today)}")
     if person.snoozed_until:
         console.print(f"snoozed until {person.snoozed_until.isoformat()}")
     if person.birthday:
-        console.print(f"birthday: {person.birthday}")
+        console.print(f"birthday: {escape(person.birthday)}")
     table = Table(title="recent interactions", title_justify="left")
     for column in ("When", "Channel", "Dir", "Title", "Counts", "Evidence"):
         table.add_column(column)
     for row in data["recent"]:
         counts = "yes" if row["counts"] else f"no: {row['rule']}"
-        table.add_row(row["at"], row["channel"], row["direction"] or "", row["title"], counts,
-                      f"{row['source']}: {row['evidence']}")  # fmt: skip
+        table.add_row(row["at"], row["channel"], row["direction"] or "", escape(row["title"]),
+                      escape(counts), escape(f"{row['source']}: {row['evidence']}"))  # fmt: skip
     console.print(table)

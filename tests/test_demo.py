@@ -30,12 +30,9 @@ EXPECTED = [
     ("Pieter van der Berg", "clients", "2026-11-16T08:47:12Z", "linkedin", "out", 11, "2026-12-31"),
     ("Mark Jansen", None, "2026-10-03T08:31:09Z", "email", "out", 2, "2027-01-01"),
     ("Priya Raman", "clients", "2026-11-18T21:56:09Z", "email", "in", 12, "2027-01-02"),
-    ("Anouk Verbeek", None, "2026-10-09T22:00:00Z", "linkedin", "out", 1, "2027-01-08"),
     ("Chloé Martin", None, "2026-10-12T07:48:19Z", "linkedin", "out", 3, "2027-01-10"),
-    ("Arjen Prins", None, "2026-10-12T22:00:00Z", "linkedin", "out", 1, "2027-01-11"),
-    ("Kim van Rijn", None, "2026-10-13T22:00:00Z", "linkedin", "out", 1, "2027-01-12"),
     ("Daan Visser", "freelancers", "2026-11-20T08:30:00Z", "meeting", "out", 52, "2027-01-19"),
-    ("Bas Meijer", None, "2026-11-03T23:00:00Z", "linkedin", "out", 3, "2027-02-02"),
+    ("Bas Meijer", None, "2026-11-03T23:00:00Z", "linkedin", None, 3, "2027-02-02"),
     ("Esther de Wit", None, "2026-11-10T13:05:29Z", "linkedin", "out", 3, "2027-02-08"),
     ("Femke Dijkstra", "freelancers", None, None, None, 0, None),
 ]  # fmt: skip
@@ -51,7 +48,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_demo_prints_who_is_due_and_where_follow_ups_went(demo: tuple[Path, str]) -> None:
     folder, output = demo
-    assert "25 relationships; 8 due; 8 follow-ups written" in output
+    assert "22 relationships; 8 due; 8 follow-ups written" in output
     assert f"Follow-ups written to {folder / 'followups.ics'}" in output
     for name in ("Hélène Bakker", "Rick Hendriks", "Fleur van Dijk"):
         assert name in output

@@ -136,8 +136,8 @@ def test_accents_and_url_spellings_join_one_person_across_three_sources(
 
 def test_a_name_two_cards_carry_joins_nothing(people: dict[str, Any]) -> None:
     marks = people["Mark Jansen"]
-    assert len(marks) == 3  # the client, the neighbour, and the connection: nobody can tell
-    assert sorted(len(m["emails"]) for m in marks) == [0, 1, 1]
+    assert len(marks) == 2  # the client and the neighbour; the connection joins neither
+    assert sorted(m["linkedin"] or "" for m in marks) == ["", ""]
 
 
 def test_a_first_name_alone_never_joins(people: dict[str, Any]) -> None:
@@ -148,7 +148,10 @@ def test_a_first_name_alone_never_joins(people: dict[str, Any]) -> None:
     assert chat["sources"] == ["whatsapp"]
 
 
-def test_a_connection_only_on_linkedin_is_a_relationship(people: dict[str, Any]) -> None:
-    (tom,) = people["Tom Bakker"]
-    assert tom["emails"] == ["tom@werving.nl"]
-    assert tom["last_contact"] == "2025-11-29T23:00:00Z"  # connected on 30 Nov, Amsterdam
+def test_a_connection_alone_is_not_a_relationship(people: dict[str, Any]) -> None:
+    assert "Tom Bakker" not in people  # connected, never a word exchanged
+
+
+def test_connecting_counts_as_contact_once_in_touch(people: dict[str, Any]) -> None:
+    (andre,) = people["André Lefèvre"]
+    assert andre["interactions"] == 4  # connected, one LinkedIn message, two chat messages

@@ -131,6 +131,8 @@ def connection(row: Row, sheet: Sheet) -> Iterator[Card | Interaction]:
         source=sheet.source, ref=f"connected:{ref}", at=at, channel=Channel.LINKEDIN,
         recipients=(Party(identities[0], name),), title="Connected on LinkedIn",
         evidence=sheet.evidence(row), direction=Direction.OUT,
+        # Contact, but not by itself a relationship: 500 connections are not 500 friendships.
+        signals={"event": "connected"},
     )  # fmt: skip
 
 

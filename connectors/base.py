@@ -205,6 +205,11 @@ SOURCES: dict[str, str] = {
 # Source types whose cards are the user's address book: a card there makes a relationship. Other
 # cards (LinkedIn connections) join identities but do not make anyone a relationship by themselves.
 ADDRESS_BOOKS: frozenset[str] = frozenset({"vcard", "carddav"})
+
+
+def is_address_book(type_name: str | None) -> bool:
+    return type_name in ADDRESS_BOOKS
+
 SINKS: dict[str, str] = {
     "ics": "connectors.icsfile:IcsFileSink",
     "vdir": "connectors.icsfile:VdirSink",

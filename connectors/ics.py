@@ -256,9 +256,9 @@ class _Series:
 
 @dataclass
 class _CalendarFile:
-    """One .ics file as read in this scan: its series of events and their past occurrences."""
+    """One .ics file or CalDAV item as read in this scan: its series and their past occurrences."""
 
-    path: Path
+    path: Path | str  # where warnings and evidence point: the file, or the item's URL
     context: Context
     unknown_zones: set[str] = field(default_factory=set)
 
@@ -375,6 +375,28 @@ def _unchanged_since(entry: Any, stamp: dict[str, int]) -> datetime | None:
     return until.astimezone(UTC) if until.tzinfo is not None else None
 
 
+def meetings_in(
+    text: str, where: Path | str, context: Context, since: datetime | None, now: datetime
+) -> list[Interaction] | None:
+    """The meetings of one iCalendar text that started in [since, now), in order of time.
+
+    `where` names the text in warnings and evidence (a file, or the URL of a CalDAV item). None,
+    with a warning, when the text is no iCalendar at all; broken events are skipped with a warning.
+    """
+    is_calendar, blocks = split_components(text)
+    if not is_calendar:
+        context.warn(where, "not an iCalendar file (no BEGIN:VCALENDAR); skipped")
+        return None
+    calendar = _CalendarFile(where, context)
+    skip_before = since.date() - _SLACK if since is not None else None
+    found = [
+        meeting
+        for series in calendar.series(blocks, skip_before)
+        for meeting in calendar.meetings(series, since, now)
+    ]
+    return sorted(found, key=lambda meeting: (meeting.at, meeting.ref))
+
+
 class IcsSource:
     """Meetings from an .ics file, a folder of .ics files, or a vdir.
 
@@ -421,29 +443,13 @@ class IcsSource:
         except OSError as error:
             self._unreadable(path, error)
             return
-        meetings = self._meetings(path, text, since, now)
+        meetings = meetings_in(text, path, self.context, since, now)
         if meetings is None:
             return
         entry = {**stamp, "until": now.isoformat()}
         yield from meetings[:-1]
         files[str(path)] = entry  # set before the last one is handed over: it covers them all
         yield from meetings[-1:]
-
-    def _meetings(
-        self, path: Path, text: str, since: datetime | None, now: datetime
-    ) -> list[Interaction] | None:
-        is_calendar, blocks = split_components(text)
-        if not is_calendar:
-            self.context.warn(path, "not an iCalendar file (no BEGIN:VCALENDAR); skipped")
-            return None
-        calendar = _CalendarFile(path, self.context)
-        skip_before = since.date() - _SLACK if since is not None else None
-        found = [
-            meeting
-            for series in calendar.series(blocks, skip_before)
-            for meeting in calendar.meetings(series, since, now)
-        ]
-        return sorted(found, key=lambda meeting: (meeting.at, meeting.ref))
 
     def _unreadable(self, path: Path, error: OSError) -> None:
         reason = error.strerror or str(error)

@@ -376,9 +376,12 @@ _USED = {
 
 @dataclass(frozen=True)
 class Place:
-    """Where a file's cards come from: the file (evidence) and its path below the source (ref)."""
+    """Where a file's cards come from: the file (evidence) and its path below the source (ref).
 
-    file: Path
+    For a CardDAV item, `file` is its URL and `relative` its name in the address book.
+    """
+
+    file: Path | str
     relative: str
 
 

@@ -205,7 +205,7 @@ def write_sink(config: Config, store: Store, name: str, sink: Sink | None,
         candidate = candidates[person_id]
         uid = planner.uid_for(person_id, candidate.cycle)
         before = written.get(uid)
-        stamp = before.stamp if before else now
+        stamp = before.stamp if before else now.astimezone(UTC)
         reminder = reminder_for(by_id[person_id], candidate.cycle, day, config, stamp)
         if _put(store, name, sink, reminder, candidate.cycle, before):
             summary.written.append((by_id[person_id].name, name))

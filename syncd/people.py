@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from connectors.base import ADDRESS_BOOKS
+from connectors.base import is_address_book
 from syncd import cadence as cadence_rules
 from syncd.config import Config
 from syncd.identity import name_key, normalise
@@ -192,7 +192,7 @@ def _groups(own: list[Card], personal: Any) -> list[str]:
 
 def _in_address_book(cards: list[Card], config: Config) -> bool:
     types = {name: options.type for name, options in config.sources.items()}
-    return any(types.get(card.source) in ADDRESS_BOOKS for card in cards)
+    return any(is_address_book(types.get(card.source)) for card in cards)
 
 
 def _relationship(person: str, name: str, known: _Known, config: Config) -> Relationship:

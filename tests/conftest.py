@@ -13,6 +13,7 @@ def memory(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register the in-memory source and sink types and start them empty."""
     monkeypatch.setitem(base.SOURCES, "memory", "tests.fakes:MemorySource")
     monkeypatch.setitem(base.SINKS, "memory", "tests.fakes:MemorySink")
+    monkeypatch.setattr(base, "ADDRESS_BOOKS", base.ADDRESS_BOOKS | {"memory"})
     for table in (fakes.FEEDS, fakes.CRASH, fakes.ITEMS, fakes.STATES):
         table.clear()
     return

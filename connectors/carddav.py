@@ -1,0 +1,89 @@
+"""The `carddav` source: address books on a CardDAV server, parsed exactly as the `vcard` source
+parses files.
+
+Each pass reads only the cards added or changed since the last one (sync-collection, else ctag and
+ETags). `cursor.state` is {"addressbooks": {url: {"sync_token" or "ctag",
+"etags": {name: digest}}}}.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from typing import ClassVar, Literal
+
+from connectors.base import ConnectorOptions, Context, Cursor, SourceError
+from connectors.dav import CARDDAV, Client, DavOptions, client_for
+from connectors.davsync import (
+    Collection,
+    Item,
+    State,
+    changes,
+    chosen,
+    collections,
+    handed_over,
+    multiget,
+    states_of,
+)
+from connectors.vcard import Place, parse_cards
+from syncd.model import Card
+
+
+class CardDavOptions(DavOptions):
+    type: Literal["carddav"]
+    addressbooks: list[str] | None = None  # display names or paths; None: every address book
+
+
+class CardDavSource:
+    """Cards from every address book (or the ones named) that a CardDAV account holds."""
+
+    type: ClassVar[str] = "carddav"
+    Options: ClassVar[builtins.type[ConnectorOptions]] = CardDavOptions
+
+    def __init__(self, options: CardDavOptions, context: Context) -> None:
+        self.options = options
+        self.context = context
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = client_for(self.options, self.context, SourceError)
+        return self._client
+
+    def addressbooks(self) -> list[Collection]:
+        found = collections(self.client, CARDDAV)
+        return chosen(found, self.options.addressbooks, CARDDAV, SourceError)
+
+    def check(self) -> list[str]:
+        try:
+            found = self.addressbooks()
+        except SourceError as problem:
+            return [str(problem)]
+        return [] if found else [f"{self.client.host} holds no address books for this user"]
+
+    def scan(self, cursor: Cursor) -> Iterator[Card]:
+        picked = self.addressbooks()
+        states = states_of(cursor.state, "addressbooks", picked, CARDDAV, SourceError)
+        for book in picked:
+            yield from self._scan(book, states)
+
+    def _scan(self, book: Collection, states: dict[str, State]) -> Iterator[Card]:
+        before = states.get(book.url)
+        if not isinstance(before, dict):
+            before = {}
+        listing = changes(self.client, book, before)
+        read = multiget(self.client, CARDDAV, book, list(listing.changed))
+        cards = [card for item in read for card in self._cards(item, book)]
+
+        def advance() -> None:
+            states[book.url] = listing.state(book, before, read)
+
+        yield from handed_over(cards, advance)
+
+    def _cards(self, item: Item, book: Collection) -> list[Card]:
+        def warn(line: int, message: str) -> None:
+            self.context.warn(item.url, message, line=line)
+
+        place = Place(item.url, book.item_name(item.url))
+        return parse_cards(item.text.encode("utf-8"), place, self.context.name, warn)

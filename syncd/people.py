@@ -47,8 +47,10 @@ class Relationship:
     @property
     def links(self) -> tuple[str, ...]:
         mails = [f"mailto:{v}" for v in self.of_kind(IdentityKind.EMAIL)]
-        phones = [f"tel:{v}" for v in self.of_kind(IdentityKind.PHONE)]
-        return tuple(mails + phones + self.of_kind(IdentityKind.LINKEDIN))
+        numbers = self.of_kind(IdentityKind.PHONE)
+        phones = [f"tel:{v}" for v in numbers]
+        chats = [f"https://wa.me/{v.lstrip('+')}" for v in numbers]
+        return tuple(mails + phones + chats + self.of_kind(IdentityKind.LINKEDIN))
 
     def to_json(self) -> dict[str, Any]:
         linkedin = self.of_kind(IdentityKind.LINKEDIN)

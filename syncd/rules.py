@@ -174,8 +174,8 @@ def classify(ix: Interaction, judge: Judge) -> Interaction:
     return replace(ix, direction=direction, counterparts=counterparts, counts=counts, rule=rule)
 
 
-def is_relationship(channel: Channel, direction: Direction | None) -> bool:
+def is_relationship(channel: str, direction: str | None) -> bool:
     """Contact that makes someone a relationship: anything but what they only sent me."""
-    return direction is Direction.OUT or channel in {
+    return direction == Direction.OUT or channel in {
         Channel.MEETING, Channel.FOLLOWUP, Channel.MANUAL,
     }  # fmt: skip

@@ -11,12 +11,13 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from syncd.model import Card, Identity, IdentityKind, Interaction
+from syncd.rules import is_relationship
 
 MIGRATIONS: list[str] = [
     """
@@ -129,6 +130,22 @@ class Run:
     last_error: str | None = None
     failures: int = 0  # in a row, since the last success
     next_run: datetime | None = None
+
+
+@dataclass
+class _Contact:
+    ids: set[int] = field(default_factory=set)
+    days: set[int] = field(default_factory=set)
+    sources: set[str] = field(default_factory=set)
+    latest: tuple[Any, ...] = (-1, -1)
+    mutual: bool = False
+
+    def summary(self, person: str) -> ContactSummary | None:
+        if not self.ids:
+            return None
+        at, _, channel, direction, title, evidence = self.latest
+        return ContactSummary(person, _dt(at), channel, direction, title, evidence,
+                              len(self.ids), self.mutual)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -364,48 +381,43 @@ class Store:
 
     # -- contact --------------------------------------------------------------------------------
 
-    _COUNTED = """
-        SELECT idn.person_id AS person_id, i.id AS iid
+    _CONTACT = """
+        SELECT idn.person_id, i.id, i.at, i.channel, i.direction, i.title, i.evidence, i.source,
+               i.counts
           FROM parties p
           JOIN identities idn ON idn.kind = p.kind AND idn.value = p.value
           JOIN interactions i ON i.id = p.interaction_id
-         WHERE i.counts = 1
-        UNION
-        SELECT person_id, id FROM interactions WHERE person_id IS NOT NULL AND counts = 1
-    """
+        UNION ALL
+        SELECT person_id, id, at, channel, direction, title, evidence, source, counts
+          FROM interactions WHERE person_id IS NOT NULL"""
 
-    def _summaries(self) -> dict[str, ContactSummary]:
-        rows = self.db.execute(
-            f"""WITH counted AS ({self._COUNTED}),
-                ranked AS (
-                    SELECT c.person_id, i.at, i.channel, i.direction, i.title, i.evidence,
-                           row_number() OVER mine AS position, count(*) OVER mine AS total,
-                           max(i.direction = 'out'
-                               OR i.channel IN ('meeting', 'followup', 'manual')) OVER mine
-                             AS relationship
-                      FROM counted c JOIN interactions i ON i.id = c.iid
-                    WINDOW mine AS (PARTITION BY c.person_id ORDER BY i.at DESC, i.id DESC
-                                    ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
-                SELECT person_id, at, channel, direction, title, evidence, total, relationship
-                  FROM ranked WHERE position = 1"""
-        )
-        return {
-            person: ContactSummary(
-                person, _dt(at), channel, direction, title, evidence, count, bool(relationship)
-            )
-            for person, at, channel, direction, title, evidence, count, relationship in rows
-        }
-
-    def _days(self) -> dict[str, list[int]]:
-        rows = self.db.execute(
-            f"""WITH counted AS ({self._COUNTED})
-                SELECT DISTINCT c.person_id, i.at / 86400
-                  FROM counted c JOIN interactions i ON i.id = c.iid"""
-        )
-        days: dict[str, list[int]] = {}
-        for person, day in rows:
-            days.setdefault(person, []).append(day)
-        return days
+    def _aggregate(self) -> dict[str, _Contact]:
+        """One pass over every interaction with a person: last counted contact, how many, on which
+        days, from which sources, and whether any of it makes a relationship."""
+        found: dict[str, _Contact] = {}
+        for (
+            person,
+            row_id,
+            at,
+            channel,
+            direction,
+            title,
+            evidence,
+            source,
+            counts,
+        ) in self.db.execute(self._CONTACT):
+            contact = found.get(person)
+            if contact is None:
+                contact = found[person] = _Contact()
+            contact.sources.add(source)
+            if not counts or row_id in contact.ids:
+                continue
+            contact.ids.add(row_id)
+            contact.days.add(at // 86400)
+            if (at, row_id) > contact.latest[:2]:
+                contact.latest = (at, row_id, channel, direction, title, evidence)
+            contact.mutual = contact.mutual or is_relationship(channel, direction)
+        return found
 
     def recent_interactions(self, person_id: str, limit: int = 10) -> list[sqlite3.Row]:
         self.db.row_factory = sqlite3.Row
@@ -422,19 +434,6 @@ class Store:
         finally:
             self.db.row_factory = None
 
-    def _sources(self) -> dict[str, set[str]]:
-        rows = self.db.execute(
-            """SELECT DISTINCT idn.person_id, i.source FROM parties p
-                 JOIN identities idn ON idn.kind = p.kind AND idn.value = p.value
-                 JOIN interactions i ON i.id = p.interaction_id
-               UNION SELECT DISTINCT person_id, source FROM interactions
-                WHERE person_id IS NOT NULL"""
-        )
-        sources: dict[str, set[str]] = {}
-        for person, source in rows:
-            sources.setdefault(person, set()).add(source)
-        return sources
-
     def _stale(self) -> None:
         self.set_meta("contact", "stale")
 
@@ -442,21 +441,17 @@ class Store:
         """Rebuild the per-person contact table after imports; reading it is then cheap."""
         if self.meta("contact") == "fresh":
             return
-        summaries, days, sources = self._summaries(), self._days(), self._sources()
+        found = self._aggregate()
         with self.transaction():
             self.db.execute("DELETE FROM contact")
             self.db.executemany(
                 "INSERT INTO contact VALUES (?, ?, ?, ?)",
                 [
-                    (
-                        person,
-                        _summary_json(summaries.get(person)),
-                        json.dumps(days.get(person, [])),
-                        json.dumps(sorted(sources.get(person, set()))),
-                    )
-                    for person in set(summaries) | set(days) | set(sources)
+                    (person, _summary_json(contact.summary(person)),
+                     json.dumps(sorted(contact.days)), json.dumps(sorted(contact.sources)))
+                    for person, contact in found.items()
                 ],
-            )
+            )  # fmt: skip
             self.set_meta("contact", "fresh")
 
     def contact_summaries(self) -> dict[str, ContactSummary]:

@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from connectors.base import Context, Cursor, SinkError, Source, SourceError, source_class
 from syncd import followups, secrets
 from syncd import identity as ids
 from syncd.config import Config
 from syncd.identity import Corrections, Record
-from syncd.model import Card, Identity, IdentityKind, Interaction, Party
+from syncd.model import Card, Channel, Direction, Identity, IdentityKind, Interaction, Party
 from syncd.people import relationships
 from syncd.report import SourceReport, Summary
 from syncd.rules import Judge, verdict
@@ -71,14 +72,21 @@ def _party(party: Party, region: str | None) -> Party | None:
     return Party(identity, party.name, party.partstat, party.cutype)
 
 
+class _Facts(NamedTuple):
+    channel: Channel
+    sender: Party | None
+    recipients: tuple[Party, ...]
+    signals: dict[str, str]
+    direction: Direction | None
+    rule: str | None
+
+
 def prepare(ix: Interaction, judge: Judge, region: str | None) -> Interaction:
     """Normalise the parties of an interaction as a source found them, then judge it."""
     sender = _party(ix.sender, region) if ix.sender else None
     recipients = tuple(p for r in ix.recipients if (p := _party(r, region)) is not None)
-    found = Interaction(ix.source, ix.ref, ix.at, ix.channel, sender, recipients, ix.title,
-                        ix.evidence, ix.message_id, ix.signals, ix.direction,
-                        rule=ix.rule)  # fmt: skip
-    direction, counterparts, counts, rule = verdict(found, judge)
+    facts = _Facts(ix.channel, sender, recipients, ix.signals, ix.direction, ix.rule)
+    direction, counterparts, counts, rule = verdict(facts, judge)
     return Interaction(ix.source, ix.ref, ix.at, ix.channel, sender, recipients, ix.title,
                        ix.evidence, ix.message_id, ix.signals, direction, counterparts, counts,
                        rule)  # fmt: skip

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from syncd.model import Channel, Direction, Identity, IdentityKind, Interaction, Party
 
@@ -86,6 +86,23 @@ def _unique_others(parties: Iterable[Party], judge: Judge) -> tuple[Party, ...]:
     return tuple(seen.values())
 
 
+class Facts(Protocol):
+    """What the rules look at: an Interaction has these, and so has a lighter stand-in."""
+
+    @property
+    def channel(self) -> Channel: ...
+    @property
+    def sender(self) -> Party | None: ...
+    @property
+    def recipients(self) -> tuple[Party, ...]: ...
+    @property
+    def signals(self) -> dict[str, str]: ...
+    @property
+    def direction(self) -> Direction | None: ...
+    @property
+    def rule(self) -> str | None: ...
+
+
 class Verdict(NamedTuple):
     direction: Direction | None
     counterparts: tuple[Party, ...]
@@ -103,7 +120,7 @@ def _counted(judge: Judge, direction: Direction | None, others: tuple[Party, ...
     return Verdict(direction, kept, rule is None, rule)
 
 
-def _mail(ix: Interaction, judge: Judge) -> Verdict:
+def _mail(ix: Facts, judge: Judge) -> Verdict:
     if ix.sender is None:
         return Verdict(None, (), False, "no sender")
     rule = _bulk_reason(ix.signals)
@@ -113,7 +130,7 @@ def _mail(ix: Interaction, judge: Judge) -> Verdict:
     return _counted(judge, Direction.IN, (ix.sender,), rule)
 
 
-def _meeting(ix: Interaction, judge: Judge) -> Verdict:
+def _meeting(ix: Facts, judge: Judge) -> Verdict:
     everyone = [p for p in (ix.sender, *ix.recipients) if p is not None]
     people = [p for p in everyone if p.cutype not in _NOT_PEOPLE]
     mine = [p for p in people if judge.is_me(p)]
@@ -133,7 +150,7 @@ def _meeting(ix: Interaction, judge: Judge) -> Verdict:
     return _counted(judge, direction, others, rule)
 
 
-def _message(ix: Interaction, judge: Judge) -> Verdict:
+def _message(ix: Facts, judge: Judge) -> Verdict:
     """Chats, LinkedIn messages, follow-ups: contact either way.
 
     A source that knows which side is the user (a chat export names the user however it likes)
@@ -159,7 +176,7 @@ def _message(ix: Interaction, judge: Judge) -> Verdict:
     return _counted(judge, direction, others, rule)
 
 
-def verdict(ix: Interaction, judge: Judge) -> Verdict:
+def verdict(ix: Facts, judge: Judge) -> Verdict:
     """Direction, counterparts and whether `ix` counts as contact (and if not, why)."""
     if ix.channel is Channel.EMAIL:
         return _mail(ix, judge)

@@ -210,6 +210,7 @@ ADDRESS_BOOKS: frozenset[str] = frozenset({"vcard", "carddav"})
 def is_address_book(type_name: str | None) -> bool:
     return type_name in ADDRESS_BOOKS
 
+
 SINKS: dict[str, str] = {
     "ics": "connectors.icsfile:IcsFileSink",
     "vdir": "connectors.icsfile:VdirSink",

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from connectors.base import SinkError, SourceError
 from syncd import config as configuration
@@ -54,7 +56,9 @@ class App:
 
     @property
     def now(self) -> datetime:
-        return parse_moment(self.now_text, self.config) if self.now_text else datetime.now(UTC)
+        if self.now_text:
+            return parse_moment(self.now_text, self.config)
+        return daemon.wall_clock()
 
     @contextmanager
     def store(self, *, must_exist: bool = True) -> Iterator[Store]:
@@ -227,7 +231,8 @@ def _sync(app: App, only: str | None, dry_run: bool, wait: float) -> Summary:
                                  + ", ".join(config.sources))  # fmt: skip
     bars, progress = _progress_for(app.console)
     # One pass at a time (the timer, the daemon and a manual run): the second waits, then gives up.
-    with FileLock(lock_path(config.state.database)).acquire(wait), app.store(must_exist=False) as store:
+    pass_lock = FileLock(lock_path(config.state.database)).acquire(wait)
+    with pass_lock, app.store(must_exist=False) as store:
         try:
             with bars or nullcontext():
                 summary = engine.sync(config, store, app.now, only=only, dry_run=dry_run,
@@ -370,3 +375,86 @@ def merge(app: App, first: str, second: str) -> None:
 def split(app: App, who: str, identity: str) -> None:
     """IDENTITY (an address, number or profile of WHO) is somebody else."""
     _correct(app, lambda store: corrections.split(store, app.config, who, identity, app.now))
+
+
+# -- operations --------------------------------------------------------------------------------
+
+
+@main.command()
+@pass_app
+def run(app: App) -> None:
+    """The daemon: read sources on [schedule] sync, write follow-ups daily at [schedule] plan,
+    until SIGTERM; SIGHUP reloads the config."""
+    daemon.run(app.config_path, app.config)
+
+
+def _when(text: str | None, zone: ZoneInfo) -> str:
+    if text is None:
+        return "—"
+    return datetime.fromisoformat(text).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def status(app: App, as_json: bool) -> None:
+    """Per source the last successful sync, the last error and the next run; per sink the
+    follow-ups pending, written and completed."""
+    with app.store() as store:
+        found = daemon.status(app.config, store, app.now)
+    if as_json:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    zone = app.config.me.zone
+    running = found["daemon"]
+    pid = f" (pid {running['pid']})" if running["pid"] else ""
+    click.echo(f"syncd run: {'running' + pid if running['running'] else 'not running'}")
+    table = Table("source", "last success", "next run", "last error", box=None)
+    for row in [*found["sources"], {"name": "(planning)", **found["planning"]}]:
+        table.add_row(row["name"], _when(row["last_success"], zone), _when(row["next_run"], zone),
+                      row["last_error"] or "")  # fmt: skip
+    app.console.print(table)
+    sinks = Table("sink", "pending", "written", "completed", box=None)
+    for row in found["sinks"]:
+        sinks.add_row(row["name"], str(row["pending"]), str(row["written"]), str(row["completed"]))
+    app.console.print(sinks)
+
+
+@main.group()
+def secret() -> None:
+    """Secrets for sources and sinks that log in."""
+
+
+@secret.command("set")
+@click.argument("name")
+@pass_app
+def secret_set(app: App, name: str) -> None:
+    """Store the password for NAME (a source or sink, or the keyring name it uses) in the system
+    keyring; it is read from the terminal, or from standard input's first line."""
+    connectors = {**app.config.sources, **app.config.sinks}
+    logins = secrets.keyring_logins(connectors, name)
+    if not logins:
+        raise click.BadParameter(
+            f"no source or sink reads its password from the keyring as {name!r}; write "
+            f'password = {{ keyring = "{name}" }} in its table first'
+        )
+    if sys.stdin.isatty():
+        value = click.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise click.BadParameter("no password given; nothing was stored")
+    for service_name, user in logins:
+        secrets.store_in_keyring(service_name, user, value)
+        click.echo(f"Stored in the keyring: service {service_name!r}, user {user!r}.")
+
+
+@main.command("install-service")
+@click.option("--timer", is_flag=True, help="A timer and a one-shot sync instead of the daemon.")
+@click.option("--force", is_flag=True, help="Replace unit files that differ.")
+@pass_app
+def install_service(app: App, timer: bool, force: bool) -> None:
+    """Write the systemd user unit that runs `syncd run` (or, with --timer, `syncd sync`)."""
+    installed = service.install(app.config_path, app.config, timer=timer, force=force)
+    for line in service.instructions(installed):
+        click.echo(line)

@@ -131,6 +131,21 @@ def state_problem(path: Path, error: sqlite3.Error) -> str:
     )
 
 
+def wall_clock() -> datetime:
+    """Now, in whole seconds as the database keeps times (a follow-up planned at a fraction of a
+    second would differ from itself once read back, and be written again)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def duration_text(length: timedelta) -> str:
+    """30m, 2h, 1d, 45s: as the config writes it."""
+    seconds = int(length.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _local_naive(moment: datetime) -> datetime:
     """`schedule` keeps next-run times as naive local times."""
     return moment.astimezone().replace(tzinfo=None)
@@ -178,10 +193,11 @@ class Daemon:
             self._add(source_job(name), every)
         self._add(PLAN, timedelta(days=1))
         self.runs = self._load_runs()
-        now = datetime.now(UTC)
+        now = wall_clock()
         for job in self.jobs:
             self._set_due(job, next_run(job, self.runs.get(job), self.config, now))
         self._apply_due()
+        self._save_runs(list(self.jobs))
 
     def _add(self, job: str, every: timedelta) -> None:
         seconds = max(1, int(every.total_seconds()))
@@ -195,13 +211,14 @@ class Daemon:
     def _job(self, job: str) -> None:
         if self.stopping:
             return
-        started = datetime.now(UTC)
+        started = wall_clock()
         try:
             with FileLock(lock_path(self.config.state.database)).acquire(), self._store() as store:
                 error = self._work(job, store, started)
         except Busy as busy:
             log.info("%s: %s; trying again in a minute", label(job), busy)
             self._set_due(job, started + BUSY_RETRY)
+            self._save_runs([job])
             return
         except Stopping:
             log.info("%s: stopped after its last complete batch", label(job))
@@ -240,25 +257,29 @@ class Daemon:
     def _finished(self, job: str, error: str | None) -> None:
         """Record the run, in memory and (when it can be written) in the database, and when the
         job is due next: its interval after a success, a growing back-off after a failure."""
-        now = datetime.now(UTC)
+        now = wall_clock()
         run = after(self.runs.get(job), job, now, error)
         when = next_run(job, run, self.config, now)
-        self.runs[job] = run = replace(run, next_run=when)
+        self.runs[job] = run
         self._set_due(job, when)
         if error is not None:
             local = when.astimezone(self.config.me.zone).strftime("%Y-%m-%d %H:%M")
             log.warning("%s: failed %d times in a row; next try at %s", label(job),
                         run.failures, local)  # fmt: skip
-        try:
-            with self._store() as store:
-                store.save_run(run)
-        except (StoreError, sqlite3.Error) as problem:
-            log.error("cannot record the run of %s: %s", label(job), problem)
+        self._save_runs([job])
 
     def _set_due(self, job: str, when: datetime) -> None:
         self.due[job] = when
-        if job in self.runs:
-            self.runs[job] = replace(self.runs[job], next_run=when)
+        self.runs[job] = replace(self.runs.get(job) or Run(job), next_run=when)
+
+    def _save_runs(self, jobs: list[str]) -> None:
+        """Write the run records (with the next run, for `syncd status`) to the database."""
+        try:
+            with self._store() as store:
+                for job in jobs:
+                    store.save_run(self.runs[job])
+        except (StoreError, sqlite3.Error) as problem:
+            log.error("cannot record the runs of %s: %s", ", ".join(map(label, jobs)), problem)
 
     def _load_runs(self) -> dict[str, Run]:
         try:
@@ -279,7 +300,7 @@ class Daemon:
             store.close()
 
     def _plan_line(self) -> str:
-        every = self.config.schedule.sync
+        every = duration_text(self.config.schedule.sync)
         return (f"{len(self.config.sources)} sources every {every}, follow-ups planned daily at "
                 f"{self.config.schedule.plan.strftime('%H:%M')}")  # fmt: skip
 

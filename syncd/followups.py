@@ -170,15 +170,19 @@ def _put(store: Store, sink_name: str, sink: Sink | None, reminder: Reminder, cy
         return True
     sequence = before.sequence + 1 if before is not None else 0
     etag = before.etag if before is not None else None
+    record = FollowUp(
+        reminder.uid, sink_name, reminder.person_id, cycle, reminder.due, OPEN, etag, None, None,
+        reminder.stamp or datetime.now(UTC), sequence,
+    )  # fmt: skip
+    # Recorded before it is written: a crash in between leaves a follow-up syncd knows of (and
+    # writes again, or withdraws), never one in the calendar it has forgotten.
+    store.save_followup(record)
     try:
         etag = sink.put(replace(reminder, sequence=sequence, etag=etag))
     except PreconditionFailed:
         # The user changed it in their calendar: theirs stands; read-back reports what it is now.
         log.info("follow-up for %s changed in %s; kept as it is", reminder.person_name, sink_name)
-    store.save_followup(FollowUp(
-        reminder.uid, sink_name, reminder.person_id, cycle, reminder.due, OPEN, etag,
-        fingerprint, None, reminder.stamp or datetime.now(UTC), sequence,
-    ))  # fmt: skip
+    store.save_followup(replace(record, etag=etag, digest=fingerprint))
     return True
 
 
@@ -205,7 +209,8 @@ def write_sink(config: Config, store: Store, name: str, sink: Sink | None,
         candidate = candidates[person_id]
         uid = planner.uid_for(person_id, candidate.cycle)
         before = written.get(uid)
-        stamp = before.stamp if before else now.astimezone(UTC)
+        # Whole seconds: the store keeps seconds, and the stamp is part of what is compared.
+        stamp = before.stamp if before else now.astimezone(UTC).replace(microsecond=0)
         reminder = reminder_for(by_id[person_id], candidate.cycle, day, config, stamp)
         if _put(store, name, sink, reminder, candidate.cycle, before):
             summary.written.append((by_id[person_id].name, name))

@@ -23,7 +23,8 @@ TIMER = "syncd-sync.timer"
 # What the shipped units run, and what they may write: pipx's syncd, the XDG state and config
 # folders (%S and %E in a user unit are $XDG_STATE_HOME and $XDG_CONFIG_HOME).
 DEFAULT_COMMAND = "%h/.local/bin/syncd"
-DEFAULT_WRITABLE = ("%S/syncd", "%E/syncd")
+# "-": a folder that does not exist (yet) is not an error at start.
+DEFAULT_WRITABLE = ("-%S/syncd", "-%E/syncd")
 # How long `syncd sync` started by the timer waits for a pass that is still running.
 TIMER_WAIT = 600
 
@@ -33,12 +34,10 @@ class ServiceError(Exception):
 
 
 def _hardening(writable: Iterable[str]) -> str:
-    # "-": a folder that does not exist (yet) is not an error at start.
-    paths = " ".join(f"-{path}" for path in writable)
     return f"""\
 NoNewPrivileges=yes
 ProtectSystem=strict
-ReadWritePaths={paths}
+ReadWritePaths={" ".join(writable)}
 PrivateTmp=yes
 LockPersonality=yes
 RestrictRealtime=yes
@@ -46,7 +45,15 @@ UMask=0077
 """
 
 
-def service_unit(command: str = DEFAULT_COMMAND, writable: Iterable[str] = DEFAULT_WRITABLE) -> str:
+def _credential_lines(credentials: Iterable[tuple[str, Path]]) -> str:
+    return "".join(f"LoadCredential={name}:{_quoted(str(path))}\n" for name, path in credentials)
+
+
+def service_unit(
+    command: str = DEFAULT_COMMAND,
+    writable: Iterable[str] = DEFAULT_WRITABLE,
+    credentials: Iterable[tuple[str, Path]] = (),
+) -> str:
     """The daemon's user unit: `syncd run`, Type=notify with a watchdog, hardened."""
     return f"""\
 # syncd, the keep-in-touch daemon, as a systemd user service (`syncd install-service` writes it).
@@ -67,14 +74,16 @@ TimeoutStopSec=30s
 # Secrets as systemd credentials: one line per secret, and in the config
 # password_file = "%d/mail" (the part after %d/ is the name before the colon).
 #LoadCredential=mail:%E/syncd/mail.password
-{_hardening(writable)}
+{_credential_lines(credentials)}{_hardening(writable)}
 [Install]
 WantedBy=default.target
 """
 
 
 def sync_service_unit(
-    command: str = DEFAULT_COMMAND, writable: Iterable[str] = DEFAULT_WRITABLE
+    command: str = DEFAULT_COMMAND,
+    writable: Iterable[str] = DEFAULT_WRITABLE,
+    credentials: Iterable[tuple[str, Path]] = (),
 ) -> str:
     """One pass, `syncd sync`, for the timer; for those who prefer a timer to the daemon."""
     return f"""\
@@ -87,7 +96,7 @@ After=network-online.target
 Type=oneshot
 ExecStart={command} sync --wait {TIMER_WAIT}
 #LoadCredential=mail:%E/syncd/mail.password
-{_hardening(writable)}"""
+{_credential_lines(credentials)}{_hardening(writable)}"""
 
 
 def timer_unit() -> str:
@@ -129,7 +138,20 @@ def writable_folders(config_path: Path, config: Config) -> list[str]:
         path = getattr(options, "path", None)
         if isinstance(path, Path):
             folders.append(path if path.is_dir() else path.parent)
-    return [_quoted(str(folder)) for folder in dict.fromkeys(folders)]
+    return [_quoted(f"-{folder}") for folder in dict.fromkeys(folders)]
+
+
+def credentials(config_path: Path, config: Config) -> list[tuple[str, Path]]:
+    """(NAME, file) for each `password_file = "%d/NAME"`: systemd hands the file to syncd as the
+    credential NAME; the file is expected in `credentials/` beside the config."""
+    folder = config_path.resolve().parent / "credentials"
+    found = []
+    for options in [*config.sources.values(), *config.sinks.values()]:
+        path = getattr(options, "password_file", None)
+        if isinstance(path, Path) and "%d/" in str(path):
+            name = str(path).split("%d/", 1)[1]
+            found.append((name, folder / name))
+    return list(dict.fromkeys(found))
 
 
 def unit_folder() -> Path:
@@ -141,16 +163,18 @@ def unit_folder() -> Path:
 class Installed:
     paths: list[Path]
     start: str  # the unit to enable: syncd.service or syncd-sync.timer
+    credentials: list[tuple[str, Path]]
 
 
 def install(config_path: Path, config: Config, *, timer: bool, force: bool) -> Installed:
     """Write the daemon's unit (or the timer and its one-shot service) for this installation."""
     command = command_for(config_path)
     writable = writable_folders(config_path, config)
+    secrets = credentials(config_path, config)
     if timer:
-        units = {SYNC_SERVICE: sync_service_unit(command, writable), TIMER: timer_unit()}
+        units = {SYNC_SERVICE: sync_service_unit(command, writable, secrets), TIMER: timer_unit()}
     else:
-        units = {SERVICE: service_unit(command, writable)}
+        units = {SERVICE: service_unit(command, writable, secrets)}
     folder = unit_folder()
     targets = {folder / name: text for name, text in units.items()}
     for path, text in targets.items():
@@ -164,15 +188,18 @@ def install(config_path: Path, config: Config, *, timer: bool, force: bool) -> I
             path.write_text(text, encoding="utf-8")
     except OSError as error:
         raise ServiceError(f"cannot write {folder}: {error.strerror}") from None
-    return Installed(list(targets), TIMER if timer else SERVICE)
+    return Installed(list(targets), TIMER if timer else SERVICE, secrets)
 
 
 def instructions(installed: Installed) -> list[str]:
     """What the user runs next."""
+    hints = [f"Put the password for {name} in {path} (mode 0600); systemd hands it to syncd."
+             for name, path in installed.credentials if not path.exists()]  # fmt: skip
     return [
         f"Wrote {', '.join(str(p) for p in installed.paths)}. Start it with:",
         "  systemctl --user daemon-reload",
         f"  systemctl --user enable --now {installed.start}",
         "To keep it running while you are logged out (on a server, say):",
         f"  loginctl enable-linger {shlex.quote(getpass.getuser())}",
+        *hints,
     ]

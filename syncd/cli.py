@@ -12,12 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
-from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from connectors.base import SinkError, SourceError
 from syncd import config as configuration
@@ -27,7 +25,7 @@ from syncd.lock import FileLock, LockError, lock_path
 from syncd.people import Relationship, UnknownPerson, find_person, relationships
 from syncd.report import Summary
 from syncd.store import Store, StoreError
-from syncd.views import contacts_table, person_json, show_person
+from syncd.views import contacts_table, person_json, show_person, status_tables
 
 USER_ERRORS = (
     ConfigError, StoreError, UnknownPerson, SourceError, SinkError, click.BadParameter, LockError,
@@ -388,12 +386,6 @@ def run(app: App) -> None:
     daemon.run(app.config_path, app.config)
 
 
-def _when(text: str | None, zone: ZoneInfo) -> str:
-    if text is None:
-        return "—"
-    return datetime.fromisoformat(text).astimezone(zone).strftime("%Y-%m-%d %H:%M")
-
-
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
@@ -405,19 +397,8 @@ def status(app: App, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(found, indent=2, ensure_ascii=False))
         return
-    zone = app.config.me.zone
-    running = found["daemon"]
-    pid = f" (pid {running['pid']})" if running["pid"] else ""
-    click.echo(f"syncd run: {'running' + pid if running['running'] else 'not running'}")
-    table = Table("source", "last success", "next run", "last error", box=None)
-    for row in [*found["sources"], {"name": "(planning)", **found["planning"]}]:
-        table.add_row(row["name"], _when(row["last_success"], zone), _when(row["next_run"], zone),
-                      row["last_error"] or "")  # fmt: skip
-    app.console.print(table)
-    sinks = Table("sink", "pending", "written", "completed", box=None)
-    for row in found["sinks"]:
-        sinks.add_row(row["name"], str(row["pending"]), str(row["written"]), str(row["completed"]))
-    app.console.print(sinks)
+    for table in status_tables(found, app.config.me.zone):
+        app.console.print(table)
 
 
 @main.group()

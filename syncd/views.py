@@ -93,3 +93,25 @@ def show_person(console: Console, store: Store, person: Relationship, zone: Zone
         table.add_row(row["at"], row["channel"], row["direction"] or "", escape(row["title"]),
                       escape(counts), escape(f"{row['source']}: {row['evidence']}"))  # fmt: skip
     console.print(table)
+
+
+def _when(text: str | None, zone: ZoneInfo) -> str:
+    if text is None:
+        return "—"
+    return datetime.fromisoformat(text).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def status_tables(found: dict[str, Any], zone: ZoneInfo) -> list[Table | str]:
+    """`syncd status`: whether the daemon runs, each source's runs, each sink's follow-ups."""
+    running = found["daemon"]
+    pid = f" (pid {running['pid']})" if running["pid"] else ""
+    line = f"syncd run: {'running' + pid if running['running'] else 'not running'}"
+    sources = Table("source", "last success", "next run", "last error", box=None)
+    for row in [*found["sources"], {"name": "(planning)", **found["planning"]}]:
+        sources.add_row(escape(row["name"]), _when(row["last_success"], zone),
+                        _when(row["next_run"], zone), escape(row["last_error"] or ""))  # fmt: skip
+    sinks = Table("sink", "pending", "written", "completed", box=None)
+    for row in found["sinks"]:
+        sinks.add_row(escape(row["name"]), str(row["pending"]), str(row["written"]),
+                      str(row["completed"]))  # fmt: skip
+    return [line, sources, sinks]

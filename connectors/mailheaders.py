@@ -151,11 +151,15 @@ def decode_words(text: str) -> str:
     return "".join(pieces)
 
 
+_FOLDING = re.compile(r"[ \t\r\n]+")
+
+
 def clean_text(text: str) -> str:
     """Decoded, with runs of whitespace (left by folding) made single spaces."""
     if "=?" not in text and "\n" not in text and "  " not in text and "\t" not in text:
         return text.strip()
-    return " ".join(decode_words(text).split())
+    # Folding whitespace only: a no-break space in a name is the sender's own.
+    return _FOLDING.sub(" ", decode_words(text)).strip()
 
 
 # --- addresses --------------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def init(app: App, force: bool) -> None:
     if path.exists() and not force:
         raise click.BadParameter(f"{path} exists; use --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(configuration.example_text(), encoding="utf-8")
+    path.write_text(configuration.starter_text(), encoding="utf-8")
     click.echo(f"Wrote {path}. Edit [me], [sources.*] and [sinks.*], then run `syncd check`.")
 
 

@@ -334,3 +334,21 @@ def default_path() -> Path:
 def example_text() -> str:
     """The commented example config shipped with syncd (every key)."""
     return resources.files("syncd").joinpath("config.example.toml").read_text(encoding="utf-8")
+
+
+# What `syncd init` leaves switched on: an address book, a calendar, a Maildir, an .ics file.
+STARTER_TABLES = {
+    "me", "state", "sources.contacts", "sources.calendar", "sources.mail", "sinks.followups",
+    "rules", "cadence", "cadence.groups", "reminders", "schedule",
+}  # fmt: skip
+_TABLE = re.compile(r"^\[([^\]]+)\]\s*$")
+
+
+def starter_text() -> str:
+    """The example with every table but the starter ones commented out, ready to switch on."""
+    lines, keep = [], True
+    for line in example_text().splitlines():
+        if table := _TABLE.match(line):
+            keep = table[1] in STARTER_TABLES
+        lines.append(line if keep or not line or line.startswith("#") else f"# {line}")
+    return "\n".join(lines) + "\n"

@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from connectors import base
 from connectors.base import ConfigPath, ConnectorOptions
-from syncd.config import Config, ConfigError, example_text, load, parse_duration, validate
+from syncd.config import (
+    Config,
+    ConfigError,
+    example_text,
+    load,
+    parse_duration,
+    starter_text,
+    validate,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
 
@@ -329,3 +337,21 @@ def test_parse_duration_refuses_text_with_a_value_error_only(text: str) -> None:
     except ValueError as error:
         refusal = str(error) or "(an empty message)"
     assert not refusal or "30d" in refusal
+
+
+def test_the_example_shows_every_connector_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load(EXAMPLE)
+    assert {o.type for o in config.sources.values()} == set(base.SOURCES)
+    assert {o.type for o in config.sinks.values()} == set(base.SINKS)
+
+
+def test_the_starter_config_switches_on_only_local_files(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(starter_text())
+    config = load(path)
+    assert {o.type for o in config.sources.values()} == {"vcard", "ics", "maildir"}
+    assert {o.type for o in config.sinks.values()} == {"ics"}
+    assert "# [sources.work-mail]" in starter_text()  # the rest is there, commented out

@@ -95,7 +95,9 @@ def read_back(store: Store, sinks: dict[str, Sink], now: datetime, summary: Summ
     """Ask each sink what became of the open follow-ups syncd wrote there; a declined invitation
     (its reply in the mail) dismisses the follow-up too."""
     for name, sink in list(sinks.items()):
-        written = {f.uid: f for f in store.followups(name) if f.status == OPEN}
+        # Only what surely reached the sink: one recorded but not yet written (no digest: its write
+        # failed or was cut short) is written again, never mistaken for one the user deleted.
+        written = {f.uid: f for f in store.followups(name) if f.status == OPEN and f.digest}
         if not written:
             continue
         try:

@@ -526,8 +526,13 @@ class Store:
             )  # fmt: skip
 
     def followup_counts(self) -> dict[str, dict[str, int]]:
-        """Per sink, how many follow-ups are in each status (open, completed, ...)."""
-        rows = self.db.execute("SELECT sink, status, count(*) FROM followups GROUP BY sink, status")
+        """Per sink, how many follow-ups are in each status (open, completed, ...); one recorded
+        but whose write did not finish (no digest yet) is "unwritten", not open."""
+        rows = self.db.execute(
+            """SELECT sink, CASE WHEN status = 'open' AND digest IS NULL THEN 'unwritten'
+                                 ELSE status END AS state, count(*)
+                 FROM followups GROUP BY sink, state"""
+        )
         counts: dict[str, dict[str, int]] = {}
         for sink, status, count in rows:
             counts.setdefault(sink, {})[status] = count

@@ -12,10 +12,11 @@ import builtins
 from collections.abc import Iterator
 from typing import ClassVar, Literal
 
-from connectors.base import ConnectorOptions, Context, Cursor, SourceError
-from connectors.dav import CARDDAV, Client, DavOptions, client_for
+from connectors.base import ConnectorOptions, Cursor, SourceError
+from connectors.dav import CARDDAV, DavOptions
 from connectors.davsync import (
     Collection,
+    DavSource,
     Item,
     State,
     changes,
@@ -34,36 +35,20 @@ class CardDavOptions(DavOptions):
     addressbooks: list[str] | None = None  # display names or paths; None: every address book
 
 
-class CardDavSource:
+class CardDavSource(DavSource):
     """Cards from every address book (or the ones named) that a CardDAV account holds."""
 
     type: ClassVar[str] = "carddav"
     Options: ClassVar[builtins.type[ConnectorOptions]] = CardDavOptions
+    what = "address books"
+    options: CardDavOptions
 
-    def __init__(self, options: CardDavOptions, context: Context) -> None:
-        self.options = options
-        self.context = context
-        self._client: Client | None = None
-
-    @property
-    def client(self) -> Client:
-        if self._client is None:
-            self._client = client_for(self.options, self.context, SourceError)
-        return self._client
-
-    def addressbooks(self) -> list[Collection]:
+    def picked(self) -> list[Collection]:
         found = collections(self.client, CARDDAV)
         return chosen(found, self.options.addressbooks, CARDDAV, SourceError)
 
-    def check(self) -> list[str]:
-        try:
-            found = self.addressbooks()
-        except SourceError as problem:
-            return [str(problem)]
-        return [] if found else [f"{self.client.host} holds no address books for this user"]
-
     def scan(self, cursor: Cursor) -> Iterator[Card]:
-        picked = self.addressbooks()
+        picked = self.picked()
         states = states_of(cursor.state, "addressbooks", picked, CARDDAV, SourceError)
         for book in picked:
             yield from self._scan(book, states)

@@ -11,20 +11,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+from connectors.base import Context, SourceError
 from connectors.dav import (
     CALDAV,
     CALENDARSERVER,
     DAV,
     NAMESPACES,
     Client,
+    DavOptions,
     Found,
     Kind,
     Response,
+    client_for,
     href,
     same_resource,
     xml,
@@ -343,3 +346,31 @@ def handed_over(items: list[T], advance: Callable[[], None]) -> Iterator[T]:
     yield from items[:-1]
     advance()
     yield from items[-1:]
+
+
+class DavSource:
+    """What the CalDAV and CardDAV sources share: the account, the collections it reads, check()."""
+
+    what: ClassVar[str]  # "calendars", "address books": for messages
+
+    def __init__(self, options: DavOptions, context: Context) -> None:
+        self.options = options
+        self.context = context
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = client_for(self.options, self.context, SourceError)
+        return self._client
+
+    def picked(self) -> list[Collection]:
+        """The collections to read: all that fit, or those the config names."""
+        raise NotImplementedError
+
+    def check(self) -> list[str]:
+        try:
+            found = self.picked()
+        except SourceError as problem:
+            return [str(problem)]
+        return [] if found else [f"{self.client.host} holds no {self.what} for this user"]

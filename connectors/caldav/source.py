@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
-from connectors.base import ConnectorOptions, Context, Cursor, SourceError
-from connectors.dav import CALDAV, NAMESPACES, Client, DavOptions, client_for, xml
+from connectors.base import ConnectorOptions, Cursor, SourceError
+from connectors.dav import CALDAV, NAMESPACES, DavOptions, xml
 from connectors.davsync import (
     Collection,
+    DavSource,
     Item,
     State,
     changes,
@@ -59,37 +60,20 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-class CalDavSource:
+class CalDavSource(DavSource):
     """Meetings from every calendar (or the ones named) that a CalDAV account holds."""
 
     type: ClassVar[str] = "caldav"
     Options: ClassVar[builtins.type[ConnectorOptions]] = CalDavSourceOptions
+    what = "calendars"
+    options: CalDavSourceOptions
 
-    def __init__(self, options: CalDavSourceOptions, context: Context) -> None:
-        self.options = options
-        self.context = context
-        self._client: Client | None = None
-
-    @property
-    def client(self) -> Client:
-        if self._client is None:
-            self._client = client_for(self.options, self.context, SourceError)
-        return self._client
-
-    def calendars(self) -> list[Collection]:
-        """The calendars to read: those that hold events, or those the config names."""
+    def picked(self) -> list[Collection]:
         with_events = [c for c in collections(self.client, CALDAV) if c.takes("VEVENT")]
         return chosen(with_events, self.options.calendars, CALDAV, SourceError)
 
-    def check(self) -> list[str]:
-        try:
-            found = self.calendars()
-        except SourceError as problem:
-            return [str(problem)]
-        return [] if found else [f"{self.client.host} holds no calendars for this user"]
-
     def scan(self, cursor: Cursor) -> Iterator[Interaction]:
-        picked = self.calendars()
+        picked = self.picked()
         states = states_of(cursor.state, "calendars", picked, CALDAV, SourceError)
         for calendar in picked:
             yield from self._scan(calendar, states)

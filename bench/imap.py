@@ -17,23 +17,21 @@ import argparse
 import base64
 import contextlib
 import json
-import os
 import queue
 import random
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from children import Run, run_child  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 from connectors.imap.wire import FETCH_ITEMS  # noqa: E402
 from tests.servers.dovecot import HOST, Account, Dovecot  # noqa: E402
@@ -242,35 +240,13 @@ def parse_cost(port: int, account: Account) -> tuple[float, float, int]:
 # --- syncd -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    seconds: float  # wall time of the child, interpreter start-up included
-    peak_rss_mb: float
-    output: str = ""
-
-
-def _run(command: list[str], cwd: Path | None = None) -> Run:
-    """Run a child; its wall time and its own peak RSS (wait4 reports that child alone)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        began = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - began
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            problem = err.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"{command[:4]} failed: {problem}")
-        return Run(seconds, usage.ru_maxrss / 1024, out.read().decode().strip())
-
-
 def time_connector(port: int, account: Account, workdir: Path, window: int) -> tuple[Run, Run]:
     """The imap connector's scan() in a child: a first sync, then a no-change re-sync."""
     state = workdir / f"connector-state-{window}.json"
     state.unlink(missing_ok=True)
     command = [sys.executable, __file__, "--child-scan", str(port), "--state", str(state),
                "--password", account.password, "--window", str(window)]  # fmt: skip
-    return _run(command), _run(command)
+    return run_child(command), run_child(command)
 
 
 def child_scan(port: int, state_file: Path, password: str, window: int) -> None:
@@ -313,7 +289,7 @@ def time_syncd(port: int, account: Account, workdir: Path) -> tuple[Run, Run] | 
     command = [sys.executable, "-c", "from syncd.cli import main; main()",
                "--config", str(home / "config.toml"), "sync", "--source", "mail"]  # fmt: skip
     try:
-        return _run(command, cwd=home), _run(command, cwd=home)
+        return run_child(command, cwd=home), run_child(command, cwd=home)
     except RuntimeError as error:
         print(f"syncd sync did not run: {str(error)[-300:]}")
         return None

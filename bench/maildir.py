@@ -17,7 +17,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+
+from children import Run, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -237,29 +238,6 @@ def warm_cache(maildir: Path) -> None:
                     pass
 
 
-@dataclass
-class Run:
-    seconds: float  # wall time of the child, interpreter start-up included
-    peak_rss_mb: float
-    output: str = ""
-
-
-def _run(command: list[str], cwd: Path | None = None) -> Run:
-    """Run a child; its wall time and its own peak RSS (wait4 reports that child alone)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        began = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - began
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if child.returncode != 0:
-            problem = err.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"{command[0]} failed ({child.returncode}): {problem}")
-        return Run(seconds, usage.ru_maxrss / 1024, out.read().decode().strip())
-
-
 def time_connector(maildir: Path, workdir: Path) -> tuple[Run, Run]:
     """The Maildir connector's scan() alone, in a child; its refs and state kept in a file.
 
@@ -268,7 +246,7 @@ def time_connector(maildir: Path, workdir: Path) -> tuple[Run, Run]:
     state = workdir / "connector-state.json"
     state.unlink(missing_ok=True)
     command = [sys.executable, __file__, "--child-scan", str(maildir), "--state", str(state)]
-    return _run(command), _run(command)
+    return run_child(command), run_child(command)
 
 
 def syncd_available() -> bool:
@@ -293,7 +271,7 @@ def time_syncd(maildir: Path, workdir: Path) -> tuple[Run, Run] | None:
     )
     command = [sys.executable, "-c", "from syncd.cli import main; main()",
                "--config", str(home / "config.toml"), "sync"]  # fmt: skip
-    return _run(command, cwd=home), _run(command, cwd=home)
+    return run_child(command, cwd=home), run_child(command, cwd=home)
 
 
 def child_scan(maildir: Path, state_file: Path) -> None:
@@ -324,8 +302,8 @@ def time_mu(maildir: Path, workdir: Path) -> Run | None:
         return None
     home = Path(tempfile.mkdtemp(prefix="mu-", dir=workdir))
     try:
-        _run([mu, "init", f"--maildir={maildir}", f"--muhome={home}"])
-        return _run([mu, "index", f"--muhome={home}"])
+        run_child([mu, "init", f"--maildir={maildir}", f"--muhome={home}"])
+        return run_child([mu, "index", f"--muhome={home}"])
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

@@ -63,7 +63,7 @@ def _fingerprint(judge: Judge) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _party(party: Party, region: str | None) -> Party | None:
     """A party with its identity normalised; cached, as the same people appear again and again."""
     identity = ids.normalise(party.identity, region)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from connectors.base import ConfigPath, ConnectorOptions, Context, Cursor, SourceError
 from connectors.files import find_files
@@ -429,6 +429,11 @@ def parse_cards(raw: bytes, place: Place, source: str, warn: Warn) -> list[Card]
 # --- the source ------------------------------------------------------------------------------
 
 
+def _refs(entry: list[Any]) -> list[str]:
+    """The refs a file's cursor entry lists ([mtime_ns, size, refs]; older entries have none)."""
+    return list(entry[2]) if len(entry) > 2 and isinstance(entry[2], list) else []
+
+
 class VCardSource:
     """Cards from a .vcf file, a folder of .vcf files, or a vdir; re-reads only changed files."""
 
@@ -450,22 +455,36 @@ class VCardSource:
         return []
 
     def scan(self, cursor: Cursor) -> Iterator[Card]:
-        """Yield the cards of every file added or changed since the cursor's last scan."""
+        """Yield the cards of every file added or changed since the cursor's last scan, then a
+        withdrawal (a card without identities) for each card that is in none of the files now."""
         files = cursor.state.get("files")
         if not isinstance(files, dict):
             files = cursor.state["files"] = {}
+        gone = cursor.state.setdefault("gone", [])
         seen: set[str] = set()
         for file in find_files(self.options.path, SUFFIXES):
             seen.add(str(file))
-            yield from self._scan_file(file, files)
-        for gone in set(files) - seen:
-            del files[gone]
+            yield from self._scan_file(file, files, gone)
+        for path in set(files) - seen:
+            gone.extend(_refs(files.pop(path)))
+        yield from self._withdraw(files, gone)
 
-    def _scan_file(self, file: Path, files: dict[str, list[int]]) -> Iterator[Card]:
+    def _withdraw(self, files: dict[str, list[Any]], gone: list[str]) -> Iterator[Card]:
+        """Cards that left the address book (deleted, or their file removed): withdrawn, unless
+        they moved to another file."""
+        live = {ref for entry in files.values() for ref in _refs(entry)}
+        leaving = sorted(set(gone) - live)
+        gone.clear()
+        for ref in leaving:
+            yield Card(self.context.name, ref, name="", identities=())
+
+    def _scan_file(
+        self, file: Path, files: dict[str, list[Any]], gone: list[str]
+    ) -> Iterator[Card]:
         try:
             stat = file.stat()
             version = [stat.st_mtime_ns, stat.st_size]
-            if files.get(str(file)) == version:
+            if files.get(str(file), [])[:2] == version:
                 return
             raw = file.read_bytes()
         except OSError as error:
@@ -476,12 +495,17 @@ class VCardSource:
             self.context.warn(file, message, line=line)
 
         cards = parse_cards(raw, self._place(file), self.context.name, warn)
+        refs = [card.ref for card in cards]
+        before = _refs(files.get(str(file), []))
+        entry = [*version, refs]
         for index, card in enumerate(cards):
             if index == len(cards) - 1:
-                files[str(file)] = version
+                gone.extend(set(before) - set(refs))
+                files[str(file)] = entry
             yield card
         if not cards:
-            files[str(file)] = version
+            gone.extend(before)
+            files[str(file)] = entry
 
     def _unreadable(self, file: Path, error: OSError) -> None:
         reason = error.strerror or str(error)

@@ -63,7 +63,11 @@ class Party:
 
 @dataclass(frozen=True)
 class Card:
-    """What an address book (or a connections list) says about one person."""
+    """What an address book (or a connections list) says about one person.
+
+    A card with no identities withdraws the card the source gave earlier under that ref (the
+    contact was deleted from the address book).
+    """
 
     source: str
     ref: str  # unique within the source: the card's UID, or file + position when it has none

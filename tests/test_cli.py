@@ -307,3 +307,14 @@ def test_commands_before_any_sync_say_what_to_do(home: Path) -> None:
     result = syncd(home, "contacts")
     assert result.exit_code == 1
     assert "run `syncd sync` first" in result.output
+
+
+def test_a_contact_deleted_from_the_address_book_leaves_the_list(home: Path) -> None:
+    syncd(home, "sync")
+    assert "Mark Jansen/friends" in contacts(home)
+    neighbour = CARDS.split("BEGIN:VCARD")[3]
+    (home / "contacts.vcf").write_text(CARDS.replace("BEGIN:VCARD" + neighbour, ""))
+    assert syncd(home, "sync").exit_code == 0
+    people = contacts(home)
+    assert "Mark Jansen/friends" not in people
+    assert "Mark Jansen/clients" in people

@@ -371,7 +371,9 @@ def test_state_records_mtime_and_size_per_file(book: Path) -> None:
 
     file = book / "work" / "apple-3.0.vcf"
     stat = file.stat()
-    assert cursor.state["files"][str(file)] == [stat.st_mtime_ns, stat.st_size]
+    entry = cursor.state["files"][str(file)]
+    assert entry[:2] == [stat.st_mtime_ns, stat.st_size]
+    assert len(entry[2]) == 2  # the refs of the two cards in the file
     assert len(cursor.state["files"]) == 2
 
 
@@ -501,3 +503,32 @@ def test_garbling_one_card_keeps_the_others(tmp_path: Path, data: st.DataObject)
     names = {card.name for card in scan_bytes(tmp_path, b"\r\n".join(lines))}
 
     assert {"Søren Østergaard", "Chloé Dubois"} <= names
+
+
+def _card(uid: str, name: str) -> str:
+    return f"BEGIN:VCARD\nVERSION:3.0\nUID:{uid}\nFN:{name}\nEMAIL:{uid}@example.nl\nEND:VCARD\n"
+
+
+def test_a_deleted_card_is_withdrawn(tmp_path: Path) -> None:
+    book = tmp_path / "book.vcf"
+    book.write_text(_card("jan", "Jan de Vries") + _card("eva", "Eva Smit"))
+    cursor = Cursor()
+    assert [c.ref for c in scan(book, cursor)] == ["jan", "eva"]
+    book.write_text(_card("jan", "Jan de Vries") + "\n")  # Eva deleted, the size changes
+    found = scan(book, cursor)
+    assert [(c.ref, c.identities) for c in found] == [("jan", (email("jan@example.nl"),)),
+                                                      ("eva", ())]  # fmt: skip
+    assert scan(book, cursor) == []  # withdrawn once
+
+
+def test_a_card_that_moves_to_another_file_is_not_withdrawn(tmp_path: Path) -> None:
+    (tmp_path / "a.vcf").write_text(_card("jan", "Jan de Vries"))
+    (tmp_path / "b.vcf").write_text(_card("eva", "Eva Smit"))
+    cursor = Cursor()
+    scan(tmp_path, cursor)
+    (tmp_path / "a.vcf").unlink()
+    (tmp_path / "b.vcf").write_text(_card("eva", "Eva Smit") + _card("jan", "Jan de Vries"))
+    found = scan(tmp_path, cursor)
+    assert all(card.identities for card in found)
+    (tmp_path / "b.vcf").unlink()
+    assert sorted(c.ref for c in scan(tmp_path, cursor) if not c.identities) == ["eva", "jan"]

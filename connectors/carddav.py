@@ -35,6 +35,14 @@ class CardDavOptions(DavOptions):
     addressbooks: list[str] | None = None  # display names or paths; None: every address book
 
 
+def _refs_by_item(state: State) -> dict[str, list[str]]:
+    """Item name -> the refs of the cards it held, as the cursor remembers them."""
+    found = state.get("refs")
+    if not isinstance(found, dict):
+        return {}
+    return {name: list(refs) for name, refs in found.items() if isinstance(refs, list)}
+
+
 class CardDavSource(DavSource):
     """Cards from every address book (or the ones named) that a CardDAV account holds."""
 
@@ -59,10 +67,23 @@ class CardDavSource(DavSource):
             before = {}
         listing = changes(self.client, book, before)
         read = multiget(self.client, CARDDAV, book, list(listing.changed))
-        cards = [card for item in read for card in self._cards(item, book)]
+        refs = _refs_by_item(before)
+        for name in [*listing.removed, *map(book.item_name, listing.changed)]:
+            refs.pop(name, None)
+        cards = []
+        for item in read:
+            found = self._cards(item, book)
+            refs[book.item_name(item.url)] = [card.ref for card in found]
+            cards += found
+        # A contact deleted on the server: withdrawn (a card without identities), unless its card
+        # now lives in another item.
+        live = {ref for item_refs in refs.values() for ref in item_refs}
+        earlier = {ref for item_refs in _refs_by_item(before).values() for ref in item_refs}
+        cards += [Card(self.context.name, ref, name="", identities=())
+                  for ref in sorted(earlier - live)]  # fmt: skip
 
         def advance() -> None:
-            states[book.url] = listing.state(book, before, read)
+            states[book.url] = {**listing.state(book, before, read), "refs": refs}
 
         yield from handed_over(cards, advance)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from syncd.model import Channel, Identity, IdentityKind, Interaction, Party
-from syncd.store import MIGRATIONS, Store
+from syncd.schema import MIGRATIONS
+from syncd.store import Store
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 

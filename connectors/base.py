@@ -11,6 +11,8 @@ import builtins
 import importlib
 import ipaddress
 import logging
+import socket
+import ssl
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +48,25 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def network_problem(error: BaseException, host: str, where: str, ports: str) -> str | None:
+    """Words for failing to reach or trust a server, the same for every connector; None when
+    `error` is none of those. `where` is host:port; `ports` says which security uses which port."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            f"the certificate of {host} cannot be trusted ({error.verify_message}); if the "
+            "server uses its own certificate authority, set ca_file to its certificate"
+        )
+    if isinstance(error, ssl.SSLError):
+        return f"TLS with {where} failed ({error.reason}); check security ({ports})"
+    if isinstance(error, socket.gaierror):
+        return f"the host {host!r} is unknown; check host"
+    if isinstance(error, ConnectionRefusedError):
+        return f"{where} refused the connection; check host and port"
+    if isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
+        return f"{where} did not answer; check host, port and the network"
+    return None
 
 
 def _resolve_path(value: Path, info: ValidationInfo) -> Path:

@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import re
 import smtplib
-import socket
 import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -41,6 +40,7 @@ from connectors.base import (
     SinkError,
     SourceError,
     is_loopback,
+    network_problem,
 )
 from connectors.ical import FOOTER, HEADER, etag, render
 from syncd.model import FollowUpStatus, Reminder, ReminderState
@@ -404,20 +404,7 @@ class InviteSink:
             return SinkError(f"{host} refused the recipient {self.options.attendee.address}")
         if isinstance(error, smtplib.SMTPResponseException):
             return SinkError(f"{host} refused the invitation ({_reason(error)})")
-        if isinstance(error, ssl.SSLCertVerificationError):
-            return SinkError(
-                f"the certificate of {host} cannot be trusted ({error.verify_message}); if the "
-                "server uses its own certificate authority, set ca_file to its certificate"
-            )
-        if isinstance(error, ssl.SSLError):
-            return SinkError(
-                f"TLS with {where} failed ({error.reason}); check security "
-                '("tls" is usually port 465, "starttls" port 587)'
-            )
-        if isinstance(error, socket.gaierror):
-            return SinkError(f"the host {host!r} is unknown; check host")
-        if isinstance(error, ConnectionRefusedError):
-            return SinkError(f"{where} refused the connection; check host and port")
-        if isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
-            return SinkError(f"{where} did not answer; check host, port and the network")
+        ports = '"tls" is usually port 465, "starttls" port 587'
+        if (message := network_problem(error, host, where, ports)) is not None:
+            return SinkError(message)
         return SinkError(f"cannot send through {where}: {_reason(error)}")

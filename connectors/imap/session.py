@@ -7,7 +7,6 @@ UID SEARCH and header FETCH go through `wire` on the same socket.
 from __future__ import annotations
 
 import imaplib
-import socket
 import ssl
 import subprocess
 from collections import deque
@@ -20,7 +19,7 @@ from typing import Any
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import CapabilityError, LoginError
 
-from connectors.base import Context, SourceError
+from connectors.base import Context, SourceError, network_problem
 from connectors.imap.folders import Listed, listed
 from connectors.imap.options import ImapOptions
 from connectors.imap.wire import (
@@ -240,24 +239,13 @@ def _oauth2_login(client: Any, user: str, token: str) -> None:
 
 def _connect_error(error: BaseException, options: ImapOptions, name: str) -> SourceError:
     where = f"{options.host}:{options.server_port}"
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return SourceError(
-            f"{name}: the certificate of {options.host} cannot be trusted "
-            f"({error.verify_message}); if the server uses its own certificate authority, "
-            "set ca_file to its certificate"
-        )
-    if isinstance(error, ssl.SSLError):
-        return SourceError(
-            f"{name}: TLS with {where} failed ({error.reason}); check security "
-            '("tls" is usually port 993, "starttls" port 143)'
-        )
-    if isinstance(error, socket.gaierror):
-        return SourceError(f"{name}: the host {options.host!r} is unknown; check host")
-    if isinstance(error, ConnectionRefusedError):
-        return Unreachable(f"{name}: {where} refused the connection; check host and port")
-    if isinstance(error, TimeoutError):
-        return Unreachable(f"{name}: {where} did not answer; check host, port and the network")
-    return Unreachable(f"{name}: cannot reach {where}: {_reason(error)}")
+    ports = '"tls" is usually port 993, "starttls" port 143'
+    message = network_problem(error, options.host, where, ports)
+    if message is None:
+        return Unreachable(f"{name}: cannot reach {where}: {_reason(error)}")
+    # A refused or silent server may come back: worth another try; a bad certificate is not.
+    retry = isinstance(error, ConnectionRefusedError | TimeoutError)
+    return (Unreachable if retry else SourceError)(f"{name}: {message}")
 
 
 def _reason(error: BaseException) -> str:

@@ -1,234 +1,40 @@
 """The `vcard` source: address books as .vcf files, folders of them, or vdirs (vdirsyncer, khard).
 
-Files are split into BEGIN:VCARD..END:VCARD blocks and parsed line by line here rather than with
-vobject: real exports carry quoted-printable soft line breaks (vCard 2.1), folds inside multi-byte
-characters and stray garbage lines, and one such quirk must cost one line or one card, not the file.
+Files are split into BEGIN:VCARD..END:VCARD blocks and parsed line by line (connectors.vcard.text);
+one broken line or card costs that line or card, never the file.
 """
 
 from __future__ import annotations
 
-import base64
 import os
-import quopri
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from connectors.base import ConfigPath, ConnectorOptions, Context, Cursor, SourceError
 from connectors.files import find_files
+from connectors.vcard.text import (
+    Block,
+    Property,
+    Warn,
+    blocks,
+    components,
+    decoded_lines,
+    properties,
+    text_of,
+    transfer_decoded,
+)
 from syncd.model import Card, Identity, IdentityKind
 
 SUFFIXES = (".vcf", ".vcard")
-
-# Reports bad input at a line of the file being read.
-Warn = Callable[[int, str], None]
 
 
 class VCardOptions(ConnectorOptions):
     type: Literal["vcard"]
     path: ConfigPath
-
-
-# --- lines -----------------------------------------------------------------------------------
-
-_LINE_END = re.compile(rb"\r\n|\r|\n")
-_UTF8_BOM = b"\xef\xbb\xbf"
-_CARD_MARKER = re.compile(rb"^\s*(BEGIN|END)\s*:\s*VCARD\s*$", re.IGNORECASE)
-
-
-@dataclass
-class _Line:
-    number: int  # where it starts in the file, 1-based
-    chunks: list[bytes] = field(default_factory=list)
-
-    def quoted_printable_continues(self) -> bool:
-        """A vCard 2.1 quoted-printable value ending in "=" goes on at the next line's start."""
-        header = self.chunks[0].split(b":", 1)[0].upper()
-        return b"QUOTED-PRINTABLE" in header and self.chunks[-1].endswith(b"=")
-
-
-def _unfolded_lines(raw: bytes) -> list[_Line]:
-    """Join folded lines, on bytes: exporters fold at 75 octets, even inside a UTF-8 character."""
-    lines: list[_Line] = []
-    for number, physical in enumerate(_LINE_END.split(raw), start=1):
-        # A soft break first: the next line is value, even when it starts with a space.
-        if lines and lines[-1].quoted_printable_continues() and not _CARD_MARKER.match(physical):
-            lines[-1].chunks[-1] = lines[-1].chunks[-1][:-1]
-            lines[-1].chunks.append(physical)
-        elif lines and physical[:1] in (b" ", b"\t"):
-            lines[-1].chunks.append(physical[1:])
-        else:
-            lines.append(_Line(number, [physical]))
-    return lines
-
-
-def _decoded_lines(raw: bytes) -> list[tuple[int, str]]:
-    """Logical lines and where they start; a file that is not UTF-8 is read as Windows-1252."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raw = raw.decode("utf-16", errors="replace").encode("utf-8")
-    lines = _unfolded_lines(raw.removeprefix(_UTF8_BOM))
-    # Decoded after unfolding: a fold inside a UTF-8 character is no reason to read it as 1252.
-    text = _charset_decode(b"\n".join(b"".join(line.chunks) for line in lines), None)
-    return list(zip((line.number for line in lines), text.split("\n"), strict=True))
-
-
-# --- blocks ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _Block:
-    """The lines of one BEGIN:VCARD..END:VCARD, and where it stands in its file."""
-
-    line: int  # of BEGIN:VCARD
-    position: int  # 1-based count of BEGIN:VCARD in the file
-    lines: list[tuple[int, str]] = field(default_factory=list)
-
-
-def _marker(text: str) -> str | None:
-    # A BOM mid-file is what `cat *.vcf > all.vcf` leaves of files saved on Windows.
-    compact = "".join(text.replace("\ufeff", "").split()).upper()
-    return compact[:-6] if compact in ("BEGIN:VCARD", "END:VCARD") else None
-
-
-def _blocks(lines: list[tuple[int, str]], warn: Warn) -> Iterator[_Block]:
-    """Complete cards only; a card without END, and text outside cards, are reported."""
-    block: _Block | None = None
-    positions = 0
-    stray = False
-    for number, text in lines:
-        marker = _marker(text)
-        if marker == "BEGIN":
-            if block is not None:
-                warn(block.line, "card has no END:VCARD before the next BEGIN:VCARD; skipped")
-            positions += 1
-            block, stray = _Block(number, positions), False
-        elif marker == "END" and block is not None:
-            yield block
-            block = None
-        elif block is not None:
-            block.lines.append((number, text))
-        elif text.strip() and not stray:
-            warn(number, "text outside BEGIN:VCARD..END:VCARD; ignored")
-            stray = True
-    if block is not None:
-        warn(block.line, "card has no END:VCARD; skipped")
-
-
-# --- properties ------------------------------------------------------------------------------
-
-_PROPERTY = re.compile(
-    r"""(?:[\w-]+\.)?(?P<name>[\w-]+)
-        (?P<params>(?:;[^:;"]*(?:"[^"]*"[^:;"]*)*)*)
-        :(?P<value>.*)""",
-    re.VERBOSE | re.DOTALL,
-)
-_PARAM = re.compile(r';(?P<key>[^=;]*)(?:=(?P<values>(?:"[^"]*"|[^;"])*))?')
-_PARAM_VALUE = re.compile(r'"([^"]*)"|([^,]+)')
-# vCard 2.1 allows a parameter's value without its name: TEL;CELL;PREF, NOTE;QUOTED-PRINTABLE.
-_BARE_ENCODINGS = {"QUOTED-PRINTABLE", "BASE64", "B", "8BIT", "7BIT"}
-
-
-@dataclass(frozen=True)
-class _Property:
-    name: str  # upper case, group ("item1.") dropped
-    params: dict[str, list[str]]  # upper-case keys, values as written
-    value: str  # still transfer-encoded and escaped
-    line: int
-
-    def param(self, key: str) -> list[str]:
-        return self.params.get(key, [])
-
-
-def _params(text: str) -> dict[str, list[str]]:
-    params: dict[str, list[str]] = {}
-    for match in _PARAM.finditer(text):
-        key, values = match["key"].strip().upper(), match["values"]
-        if values is None:
-            key, values = ("ENCODING" if key in _BARE_ENCODINGS else "TYPE"), key
-        found = [quoted or plain.strip() for quoted, plain in _PARAM_VALUE.findall(values)]
-        params.setdefault(key, []).extend(found)
-    return params
-
-
-def _property(number: int, text: str) -> _Property | None:
-    match = _PROPERTY.fullmatch(text.rstrip())
-    if match is None:
-        return None
-    return _Property(match["name"].upper(), _params(match["params"]), match["value"], number)
-
-
-def _properties(block: _Block, warn: Warn) -> list[_Property]:
-    found: list[_Property] = []
-    bad: list[int] = []
-    for number, text in block.lines:
-        if not text.strip():
-            continue
-        parsed = _property(number, text)
-        if parsed is None:
-            bad.append(number)
-        else:
-            found.append(parsed)
-    if bad:
-        warn(bad[0], f"{len(bad)} line(s) in this card are not vCard properties; ignored")
-    return found
-
-
-# --- values ----------------------------------------------------------------------------------
-
-_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
-
-
-def _charset_decode(data: bytes, charset: str | None) -> str:
-    for encoding in filter(None, (charset, "utf-8", "cp1252")):
-        try:
-            return data.decode(encoding)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return data.decode("latin-1")
-
-
-def _transfer_decoded(prop: _Property) -> _Property:
-    """The property with ENCODING=QUOTED-PRINTABLE / BASE64 undone, in its CHARSET.
-
-    Raises ValueError when a BASE64 value is not base64.
-    """
-    encoding = next(iter(prop.param("ENCODING")), "").upper()
-    charset = next(iter(prop.param("CHARSET")), None)
-    if encoding == "QUOTED-PRINTABLE":
-        data = quopri.decodestring(prop.value.encode("utf-8"))
-    elif encoding in ("B", "BASE64"):
-        data = base64.b64decode("".join(prop.value.split()), validate=True)
-    else:
-        return prop
-    return replace(prop, value=_charset_decode(data, charset))
-
-
-def _unescape(text: str) -> str:
-    return _ESCAPE.sub(lambda match: "\n" if match[1] in "nN" else match[1], text)
-
-
-def _components(value: str, separator: str) -> list[str]:
-    """Split on `separator` where no backslash escapes it, and undo the backslash escapes."""
-    parts: list[str] = []
-    current: list[str] = []
-    characters = iter(value)
-    for character in characters:
-        if character == "\\":
-            current.append(character + next(characters, ""))
-        elif character == separator:
-            parts.append(_unescape("".join(current)))
-            current = []
-        else:
-            current.append(character)
-    parts.append(_unescape("".join(current)))
-    return parts
-
-
-def _text(prop: _Property) -> str:
-    return _unescape(prop.value).strip()
 
 
 # --- names -----------------------------------------------------------------------------------
@@ -242,23 +48,23 @@ _NAME_PARTICLES = {
 }  # fmt: skip
 
 
-def _name_from_n(prop: _Property) -> str:
+def _name_from_n(prop: Property) -> str:
     """N is Family;Given;Additional;Prefixes;Suffixes: the name as a person says it."""
-    parts = [part.replace(",", " ").strip() for part in _components(prop.value, ";")]
+    parts = [part.replace(",", " ").strip() for part in components(prop.value, ";")]
     family, given, additional, prefix = (parts + [""] * 4)[:4]
     particles = prefix.split()
     particle = prefix if particles and set(particles) <= _NAME_PARTICLES else ""
     return " ".join(part for part in (given, additional, particle, family) if part)
 
 
-def _organisation(first: dict[str, _Property]) -> str | None:
+def _organisation(first: dict[str, Property]) -> str | None:
     if "ORG" not in first:
         return None
-    return _components(first["ORG"].value, ";")[0].strip() or None
+    return components(first["ORG"].value, ";")[0].strip() or None
 
 
-def _card_name(first: dict[str, _Property]) -> str:
-    if "FN" in first and (full_name := _text(first["FN"])):
+def _card_name(first: dict[str, Property]) -> str:
+    if "FN" in first and (full_name := text_of(first["FN"])):
         return full_name
     if "N" in first and (assembled := _name_from_n(first["N"])):
         return assembled
@@ -276,16 +82,16 @@ _BIRTHDAY = re.compile(
 _NO_YEAR = {"0000", "1604"}
 
 
-def _email(prop: _Property, warn: Warn) -> str | None:
-    value = _text(prop).removeprefix("mailto:").strip("<> \t")
+def _email(prop: Property, warn: Warn) -> str | None:
+    value = text_of(prop).removeprefix("mailto:").strip("<> \t")
     if value and "@" not in value:
         warn(prop.line, f"EMAIL {value!r} is not an address; ignored")
         return None
     return value or None
 
 
-def _phone(prop: _Property, warn: Warn) -> str | None:
-    value = _text(prop)
+def _phone(prop: Property, warn: Warn) -> str | None:
+    value = text_of(prop)
     if value.lower().startswith("tel:"):
         value = value[4:].split(";", 1)[0].strip()  # drop URI parameters such as ;ext=
     if value and not any(character.isdigit() for character in value):
@@ -294,9 +100,9 @@ def _phone(prop: _Property, warn: Warn) -> str | None:
     return value or None
 
 
-def _linkedin(prop: _Property) -> str | None:
+def _linkedin(prop: Property) -> str | None:
     """A LinkedIn profile from URL, IMPP or Apple's X-SOCIALPROFILE (URL or x-user= forms)."""
-    value = _text(prop)
+    value = text_of(prop)
     if _LINKEDIN_PROFILE.search(value):
         return value
     if prop.name != "X-SOCIALPROFILE" or "linkedin" not in map(str.lower, prop.param("TYPE")):
@@ -309,7 +115,7 @@ def _linkedin(prop: _Property) -> str | None:
     return None
 
 
-def _identities(props: list[_Property], warn: Warn) -> tuple[Identity, ...]:
+def _identities(props: list[Property], warn: Warn) -> tuple[Identity, ...]:
     found: dict[Identity, None] = {}  # an ordered set: first mention first
     for prop in props:
         value: str | None = None
@@ -329,11 +135,11 @@ def _identities(props: list[_Property], warn: Warn) -> tuple[Identity, ...]:
 _SYSTEM_GROUPS = {"mycontacts", "starred", "imported on", "other contacts"}
 
 
-def _groups(props: list[_Property]) -> tuple[str, ...]:
+def _groups(props: list[Property]) -> tuple[str, ...]:
     found: dict[str, None] = {}
     for prop in props:
         if prop.name == "CATEGORIES":
-            for group in _components(prop.value, ","):
+            for group in components(prop.value, ","):
                 name = group.strip().lower()
                 if name and name not in _SYSTEM_GROUPS and not name.startswith("imported on "):
                     found[name] = None
@@ -355,14 +161,14 @@ def _birthday_of(text: str, omit_year: str | None) -> str | None:
     return f"{year}-{month}-{day}" if year else f"--{month}-{day}"
 
 
-def _birthday(props: list[_Property], warn: Warn) -> str | None:
+def _birthday(props: list[Property], warn: Warn) -> str | None:
     for prop in props:
-        if prop.name != "BDAY" or not _text(prop):
+        if prop.name != "BDAY" or not text_of(prop):
             continue
-        birthday = _birthday_of(_text(prop), next(iter(prop.param("X-APPLE-OMIT-YEAR")), None))
+        birthday = _birthday_of(text_of(prop), next(iter(prop.param("X-APPLE-OMIT-YEAR")), None))
         if birthday:
             return birthday
-        warn(prop.line, f"BDAY {_text(prop)!r} is not a date; birthday ignored")
+        warn(prop.line, f"BDAY {text_of(prop)!r} is not a date; birthday ignored")
     return None
 
 
@@ -385,29 +191,29 @@ class Place:
     relative: str
 
 
-def _decoded(props: list[_Property], warn: Warn) -> list[_Property]:
+def _decoded(props: list[Property], warn: Warn) -> list[Property]:
     """The properties syncd reads, transfer-decoded; one that cannot be decoded is reported."""
-    kept: list[_Property] = []
+    kept: list[Property] = []
     for prop in props:
         if prop.name not in _USED:
             continue
         try:
-            kept.append(_transfer_decoded(prop))
+            kept.append(transfer_decoded(prop))
         except ValueError:
             warn(prop.line, f"{prop.name} value cannot be decoded; ignored")
     return kept
 
 
-def _card(block: _Block, place: Place, source: str, warn: Warn) -> Card | None:
-    props = _decoded(_properties(block, warn), warn)
-    first: dict[str, _Property] = {}
+def _card(block: Block, place: Place, source: str, warn: Warn) -> Card | None:
+    props = _decoded(properties(block, warn), warn)
+    first: dict[str, Property] = {}
     for prop in props:
         first.setdefault(prop.name, prop)
     name, identities = _card_name(first), _identities(props, warn)
     if not name and not identities:
         warn(block.line, "card has no name, email, phone or LinkedIn profile; skipped")
         return None
-    uid = _text(first["UID"]) if "UID" in first else ""
+    uid = text_of(first["UID"]) if "UID" in first else ""
     return Card(
         source=source,
         ref=uid or f"{place.relative}#{block.position}",
@@ -422,7 +228,7 @@ def _card(block: _Block, place: Place, source: str, warn: Warn) -> Card | None:
 
 def parse_cards(raw: bytes, place: Place, source: str, warn: Warn) -> list[Card]:
     """Every readable card in one file's bytes; what cannot be read is reported through `warn`."""
-    cards = (_card(block, place, source, warn) for block in _blocks(_decoded_lines(raw), warn))
+    cards = (_card(block, place, source, warn) for block in blocks(decoded_lines(raw), warn))
     return [card for card in cards if card is not None]
 
 

@@ -195,7 +195,10 @@ def write_sink(config: Config, store: Store, name: str, sink: Sink | None,
     candidates = _candidates(people, config, today)
     written = {f.uid: f for f in store.followups(name)}
     current = {planner.uid_for(c.person_id, c.cycle): c for c in candidates.values()}
-    done = {current[u].person_id for u, f in written.items() if u in current and f.status != OPEN}
+    # Completed or dismissed by the user: not again this cycle. Withdrawn by syncd (a snooze, say):
+    # written again when it is due again.
+    done = {current[u].person_id for u, f in written.items()
+            if u in current and f.status in (COMPLETED, DISMISSED)}  # fmt: skip
     kept = {current[u].person_id: f.planned for u, f in written.items()
             if u in current and f.status == OPEN}  # fmt: skip
     for uid, followup in written.items():

@@ -318,3 +318,13 @@ def test_a_contact_deleted_from_the_address_book_leaves_the_list(home: Path) -> 
     people = contacts(home)
     assert "Mark Jansen/friends" not in people
     assert "Mark Jansen/clients" in people
+
+
+def test_a_follow_up_comes_back_when_the_snooze_ends(home: Path) -> None:
+    syncd(home, "sync")
+    syncd(home, "snooze", "Jan de Vries", "1w")
+    assert "1 withdrawn" in syncd(home, "sync").output
+    later = "2026-12-01T09:00:00+01:00"  # a Tuesday, after the snooze
+    result = syncd(home, "sync", now=later)
+    assert "1 follow-ups written" in result.output
+    assert "SUMMARY:Catch up with Jan de Vries" in (home / "followups.ics").read_text()

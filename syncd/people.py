@@ -12,7 +12,7 @@ from typing import Any
 
 from connectors.base import is_address_book
 from syncd import cadence as cadence_rules
-from syncd.config import Config
+from syncd.config import Config, PersonSettings
 from syncd.identity import name_key, normalise
 from syncd.model import Card, Identity, IdentityKind
 from syncd.store import ContactSummary, Store
@@ -86,22 +86,18 @@ def _snoozes(store: Store) -> dict[str, date]:
     return until
 
 
-def ignored_persons(store: Store, config: Config) -> set[str]:
-    ignored = {person for person, _, _, _ in store.corrections("ignore") if person}
-    for who, settings in config.people.items():
-        if settings.ignore:
-            ignored.update(match_people(store, who, config))
-    return ignored
-
-
 def match_people(store: Store, who: str, config: Config) -> set[str]:
     """Person ids WHO names: a person id, an email/phone/LinkedIn URL, or a full or partial name."""
-    persons = store.persons()
+    return _match(store.persons(), store.identities(), who, config.me.phone_region)
+
+
+def _match(
+    persons: dict[str, str], person_of: dict[Identity, str], who: str, region: str | None
+) -> set[str]:
     if who in persons:
         return {who}
-    person_of = store.identities()
     for kind in (IdentityKind.EMAIL, IdentityKind.LINKEDIN, IdentityKind.PHONE):
-        identity = normalise(Identity(kind, who), config.me.phone_region)
+        identity = normalise(Identity(kind, who), region)
         if identity is not None and identity in person_of:
             return {person_of[identity]}
     return _by_name(persons, who)
@@ -137,10 +133,13 @@ def find_person(store: Store, who: str, config: Config) -> str:
     raise UnknownPerson(f"{who!r} matches more than one person: {listed}; use the id")
 
 
-def _settings_by_person(store: Store, config: Config) -> dict[str, Any]:
-    chosen: dict[str, Any] = {}
+def _settings_by_person(
+    persons: dict[str, str], person_of: dict[Identity, str], config: Config
+) -> dict[str, PersonSettings]:
+    """[people."WHO"] tables by the person each names."""
+    chosen: dict[str, PersonSettings] = {}
     for who, settings in config.people.items():
-        for person in match_people(store, who, config):
+        for person in _match(persons, person_of, who, config.me.phone_region):
             chosen[person] = settings
     return chosen
 
@@ -165,14 +164,19 @@ class _Known:
     sources: dict[str, set[str]]
     snoozed: dict[str, date]
     ignored: set[str]
-    settings: dict[str, Any]
+    settings: dict[str, PersonSettings]
+    address_books: set[str]  # names of the sources that are address books
 
 
 def _gather(store: Store, config: Config) -> _Known:
-    person_of = store.identities()
+    persons, person_of = store.persons(), store.identities()
     identities: dict[str, list[Identity]] = {}
     for identity, person in sorted(person_of.items()):
         identities.setdefault(person, []).append(identity)
+    settings = _settings_by_person(persons, person_of, config)
+    ignored = {person for person, _, _, _ in store.corrections("ignore") if person}
+    ignored |= {person for person, own in settings.items() if own.ignore}
+    books = {name for name, options in config.sources.items() if is_address_book(options.type)}
     return _Known(
         identities=identities,
         cards=_cards_by_person(store.cards(), person_of),
@@ -180,21 +184,17 @@ def _gather(store: Store, config: Config) -> _Known:
         days=store.contact_days() if config.cadence.learn else {},
         sources=store.person_sources(),
         snoozed=_snoozes(store),
-        ignored=ignored_persons(store, config),
-        settings=_settings_by_person(store, config),
+        ignored=ignored,
+        settings=settings,
+        address_books=books,
     )
 
 
-def _groups(own: list[Card], personal: Any) -> list[str]:
+def _groups(own: list[Card], personal: PersonSettings | None) -> list[str]:
     groups = list(dict.fromkeys(g for card in own for g in card.groups))
     if personal is not None and personal.group and personal.group.lower() not in groups:
         groups.insert(0, personal.group.lower())
     return groups
-
-
-def _in_address_book(cards: list[Card], config: Config) -> bool:
-    types = {name: options.type for name, options in config.sources.items()}
-    return any(is_address_book(types.get(card.source)) for card in cards)
 
 
 def _relationship(person: str, name: str, known: _Known, config: Config) -> Relationship:
@@ -211,6 +211,7 @@ def _relationship(person: str, name: str, known: _Known, config: Config) -> Rela
     )
     last = summary.last_at if summary else None
     snoozed = known.snoozed.get(person)
+    in_book = any(card.source in known.address_books for card in own)
     return Relationship(
         id=person, name=name, identities=tuple(known.identities.get(person, [])),
         groups=tuple(groups),
@@ -225,8 +226,7 @@ def _relationship(person: str, name: str, known: _Known, config: Config) -> Rela
         snoozed_until=snoozed,
         birthday=next((c.birthday for c in own if c.birthday), None),
         organisation=next((c.organisation for c in own if c.organisation), None),
-        listed=person not in known.ignored
-        and bool(_in_address_book(own, config) or (summary and summary.relationship)),
+        listed=person not in known.ignored and (in_book or bool(summary and summary.relationship)),
     )  # fmt: skip
 
 

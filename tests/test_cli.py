@@ -328,3 +328,15 @@ def test_a_follow_up_comes_back_when_the_snooze_ends(home: Path) -> None:
     result = syncd(home, "sync", now=later)
     assert "1 follow-ups written" in result.output
     assert "SUMMARY:Catch up with Jan de Vries" in (home / "followups.ics").read_text()
+
+
+def test_people_tables_set_cadence_and_ignore_by_name_or_address(home: Path) -> None:
+    with (home / "config.toml").open("a") as config:
+        config.write('\n[people."Jan de Vries"]\ncadence = "3w"\n'
+                     '\n[people."mark.jansen@ziggo.nl"]\nignore = true\n')  # fmt: skip
+    syncd(home, "sync")
+    people = contacts(home)
+    jan = people["Jan de Vries/clients"]
+    assert (jan["cadence_days"], jan["cadence_source"]) == (21, "person")
+    assert "Mark Jansen/friends" not in people
+    assert "Mark Jansen/clients" in people

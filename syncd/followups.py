@@ -75,7 +75,7 @@ def _declined(store: Store, written: dict[str, FollowUp]) -> list[ReminderState]
     """Follow-ups the user declined: a reply titled "Declined: Catch up with NAME" in the mail."""
     names = store.persons()
     replies = []
-    for title in store.titles_since(min(f.stamp for f in written.values())):
+    for title in store.titles_since(min(f.stamp for f in written.values()), DECLINED):
         lowered = title.lower()
         prefix = next((p for p in DECLINED if lowered.startswith(p)), None)
         if prefix:

@@ -267,9 +267,16 @@ class Store:
         self.db.execute("DELETE FROM cursors")
         self.db.execute("DELETE FROM refs")
 
-    def titles_since(self, moment: datetime) -> list[str]:
-        """Subjects and titles of everything imported that happened since `moment`."""
-        rows = self.db.execute("SELECT title FROM interactions WHERE at >= ?", (_ts(moment),))
+    def titles_since(self, moment: datetime, prefixes: Iterable[str]) -> list[str]:
+        """Subjects and titles since `moment` that start with one of `prefixes` (syncd's own
+        words, free of LIKE wildcards; ASCII letters in any case)."""
+        patterns = [f"{prefix}%" for prefix in prefixes]
+        if not patterns:
+            return []
+        match = " OR ".join("title LIKE ?" for _ in patterns)
+        rows = self.db.execute(
+            f"SELECT title FROM interactions WHERE at >= ? AND ({match})", [_ts(moment), *patterns]
+        )
         return [title for (title,) in rows]
 
     # -- identity -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import builtins
 from collections.abc import Iterator
 from typing import ClassVar, Literal
 
-from connectors.base import ConnectorOptions, Cursor, SourceError
+from connectors.base import ConnectorOptions, SourceError
 from connectors.dav import CARDDAV, DavOptions
 from connectors.davsync import (
     Collection,
@@ -24,7 +24,6 @@ from connectors.davsync import (
     collections,
     handed_over,
     multiget,
-    states_of,
 )
 from connectors.vcard import Place, parse_cards
 from syncd.model import Card
@@ -43,23 +42,19 @@ def _refs_by_item(state: State) -> dict[str, list[str]]:
     return {name: list(refs) for name, refs in found.items() if isinstance(refs, list)}
 
 
-class CardDavSource(DavSource):
+class CardDavSource(DavSource[Card]):
     """Cards from every address book (or the ones named) that a CardDAV account holds."""
 
     type: ClassVar[str] = "carddav"
     Options: ClassVar[builtins.type[ConnectorOptions]] = CardDavOptions
     what = "address books"
+    kind = CARDDAV
+    state_key = "addressbooks"
     options: CardDavOptions
 
     def picked(self) -> list[Collection]:
         found = collections(self.client, CARDDAV)
         return chosen(found, self.options.addressbooks, CARDDAV, SourceError)
-
-    def scan(self, cursor: Cursor) -> Iterator[Card]:
-        picked = self.picked()
-        states = states_of(cursor.state, "addressbooks", picked, CARDDAV, SourceError)
-        for book in picked:
-            yield from self._scan(book, states)
 
     def _scan(self, book: Collection, states: dict[str, State]) -> Iterator[Card]:
         before = states.get(book.url)

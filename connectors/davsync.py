@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-from connectors.base import Context, SourceError
+from connectors.base import Context, Cursor, SourceError
 from connectors.dav import (
     CALDAV,
     CALENDARSERVER,
@@ -33,6 +33,7 @@ from connectors.dav import (
     xml,
 )
 
+Found_T = TypeVar("Found_T")
 BATCH = 100  # items per multiget REPORT
 _COLLECTION_PROPS = (
     "<D:resourcetype/>", "<D:displayname/>", "<C:supported-calendar-component-set/>",
@@ -348,10 +349,13 @@ def handed_over(items: list[T], advance: Callable[[], None]) -> Iterator[T]:
     yield from items[-1:]
 
 
-class DavSource:
-    """What the CalDAV and CardDAV sources share: the account, the collections it reads, check()."""
+class DavSource(Generic[Found_T]):
+    """What the CalDAV and CardDAV sources share: the account, the collections they read, how a
+    scan walks them, and check()."""
 
     what: ClassVar[str]  # "calendars", "address books": for messages
+    kind: ClassVar[Kind]  # CALDAV or CARDDAV
+    state_key: ClassVar[str]  # where the collections' states live in cursor.state
 
     def __init__(self, options: DavOptions, context: Context) -> None:
         self.options = options
@@ -366,6 +370,15 @@ class DavSource:
 
     def picked(self) -> list[Collection]:
         """The collections to read: all that fit, or those the config names."""
+        raise NotImplementedError
+
+    def scan(self, cursor: Cursor) -> Iterator[Found_T]:
+        picked = self.picked()
+        states = states_of(cursor.state, self.state_key, picked, self.kind, SourceError)
+        for collection in picked:
+            yield from self._scan(collection, states)
+
+    def _scan(self, collection: Collection, states: dict[str, State]) -> Iterator[Found_T]:
         raise NotImplementedError
 
     def check(self) -> list[str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
-from connectors.base import ConnectorOptions, Cursor, SourceError
+from connectors.base import ConnectorOptions, SourceError
 from connectors.dav import CALDAV, NAMESPACES, DavOptions, xml
 from connectors.davsync import (
     Collection,
@@ -31,7 +31,6 @@ from connectors.davsync import (
     items_in,
     members,
     multiget,
-    states_of,
 )
 from connectors.ical import PERSON
 from connectors.ics import meetings_in
@@ -60,23 +59,19 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-class CalDavSource(DavSource):
+class CalDavSource(DavSource[Interaction]):
     """Meetings from every calendar (or the ones named) that a CalDAV account holds."""
 
     type: ClassVar[str] = "caldav"
     Options: ClassVar[builtins.type[ConnectorOptions]] = CalDavSourceOptions
     what = "calendars"
+    kind = CALDAV
+    state_key = "calendars"
     options: CalDavSourceOptions
 
     def picked(self) -> list[Collection]:
         with_events = [c for c in collections(self.client, CALDAV) if c.takes("VEVENT")]
         return chosen(with_events, self.options.calendars, CALDAV, SourceError)
-
-    def scan(self, cursor: Cursor) -> Iterator[Interaction]:
-        picked = self.picked()
-        states = states_of(cursor.state, "calendars", picked, CALDAV, SourceError)
-        for calendar in picked:
-            yield from self._scan(calendar, states)
 
     def _scan(self, calendar: Collection, states: dict[str, State]) -> Iterator[Interaction]:
         before = states.get(calendar.url)

@@ -111,13 +111,26 @@ def _batches(items: Iterator[Card | Interaction]) -> Iterator[list[Card | Intera
     yield batch
 
 
+def _known_refs(store: Store, name: str) -> Callable[[str], bool]:
+    """`cursor.known`, loading the source's refs on the first question only: a pass in which the
+    source finds nothing new (most passes) never loads them."""
+    known: set[str] | None = None
+
+    def ask(ref: str) -> bool:
+        nonlocal known
+        if known is None:
+            known = store.known_refs(name)
+        return ref in known
+
+    return ask
+
+
 def import_source(
     name: str, source: Source, store: Store, judge: Judge, region: str | None,
     progress: Progress | None = None,
 ) -> int:  # fmt: skip
     """Scan one source into the store, a batch per transaction with the cursor it reached."""
-    known = store.known_refs(name)
-    cursor = Cursor(state=store.cursor_state(name), known=known.__contains__)
+    cursor = Cursor(state=store.cursor_state(name), known=_known_refs(store, name))
     count = 0
     for batch in _batches(source.scan(cursor)):
         cards = [prepare_card(i, judge, region) for i in batch if isinstance(i, Card)]

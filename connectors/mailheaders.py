@@ -199,7 +199,9 @@ def addresses(value: str) -> list[tuple[str, str]]:
     return [(clean_text(name), address) for name, address in pairs if "@" in address]
 
 
-@lru_cache(maxsize=4096)  # the same From and To values recur across thousands of messages
+# The same From and To values recur across thousands of messages; a mailbox has some thousands of
+# distinct ones (a few MB here), and a cache that holds them all saves a fifth of the parsing.
+@lru_cache(maxsize=16384)
 def _parties(value: str) -> tuple[Party, ...]:
     return tuple(
         Party(Identity(IdentityKind.EMAIL, address), name) for name, address in addresses(value)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
+from threading import Lock
 from typing import NamedTuple
 
 from connectors.base import Context, Cursor, SinkError, Source, SourceError, source_class
@@ -23,7 +24,8 @@ from syncd.model import Card, Channel, Direction, Identity, IdentityKind, Intera
 from syncd.people import relationships
 from syncd.report import SourceReport, Summary
 from syncd.rules import Judge, verdict
-from syncd.store import Store, parse_identity
+from syncd.store import Store, encode_batch, parse_identity
+from syncd.writer import writer
 
 log = logging.getLogger("syncd")
 # Items per transaction: a crash loses at most this many, to be read again on the next pass.
@@ -81,10 +83,16 @@ class _Facts(NamedTuple):
     rule: str | None
 
 
+@lru_cache(maxsize=16384)
+def _parties(parties: tuple[Party, ...], region: str | None) -> tuple[Party, ...]:
+    """Normalised, the unreadable ones left out; cached, as recipient lists recur too."""
+    return tuple(p for r in parties if (p := _party(r, region)) is not None)
+
+
 def prepare(ix: Interaction, judge: Judge, region: str | None) -> Interaction:
     """Normalise the parties of an interaction as a source found them, then judge it."""
     sender = _party(ix.sender, region) if ix.sender else None
-    recipients = tuple(p for r in ix.recipients if (p := _party(r, region)) is not None)
+    recipients = _parties(ix.recipients, region) if ix.recipients else ()
     facts = _Facts(ix.channel, sender, recipients, ix.signals, ix.direction, ix.rule)
     direction, counterparts, counts, rule = verdict(facts, judge)
     return Interaction(ix.source, ix.ref, ix.at, ix.channel, sender, recipients, ix.title,
@@ -111,7 +119,7 @@ def _batches(items: Iterator[Card | Interaction]) -> Iterator[list[Card | Intera
     yield batch
 
 
-def _known_refs(store: Store, name: str) -> Callable[[str], bool]:
+def _known_refs(store: Store, name: str, lock: Lock) -> Callable[[str], bool]:
     """`cursor.known`, loading the source's refs on the first question only: a pass in which the
     source finds nothing new (most passes) never loads them."""
     known: set[str] | None = None
@@ -119,7 +127,8 @@ def _known_refs(store: Store, name: str) -> Callable[[str], bool]:
     def ask(ref: str) -> bool:
         nonlocal known
         if known is None:
-            known = store.known_refs(name)
+            with lock:  # the writer thread may be storing an earlier batch
+                known = store.known_refs(name)
         return ref in known
 
     return ask
@@ -129,16 +138,20 @@ def import_source(
     name: str, source: Source, store: Store, judge: Judge, region: str | None,
     progress: Progress | None = None,
 ) -> int:  # fmt: skip
-    """Scan one source into the store, a batch per transaction with the cursor it reached."""
-    cursor = Cursor(state=store.cursor_state(name), known=_known_refs(store, name))
+    """Scan one source into the store, a batch per transaction with the cursor it reached.
+
+    Batches are stored on a writer thread while the source reads on (`syncd.writer`)."""
+    cursor = Cursor(state=store.cursor_state(name))
     count = 0
-    for batch in _batches(source.scan(cursor)):
-        cards = [prepare_card(i, judge, region) for i in batch if isinstance(i, Card)]
-        found = [prepare(i, judge, region) for i in batch if isinstance(i, Interaction)]
-        store.write_batch(name, cards, found, cursor.state)
-        count += len(batch)
-        if progress:
-            progress(name, count)
+    with writer(store, name) as storing:
+        cursor.known = _known_refs(store, name, storing.lock)
+        for batch in _batches(source.scan(cursor)):
+            cards = [prepare_card(i, judge, region) for i in batch if isinstance(i, Card)]
+            found = [prepare(i, judge, region) for i in batch if isinstance(i, Interaction)]
+            storing.put(encode_batch(name, cards, found, cursor.state))
+            count += len(batch)
+            if progress:
+                progress(name, count)
     return count
 
 

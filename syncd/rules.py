@@ -17,9 +17,12 @@ from syncd.model import Channel, Direction, Identity, IdentityKind, Interaction,
 _NOT_PEOPLE = {"ROOM", "RESOURCE", "GROUP"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Judge:
-    """What the rules need to know: who I am, and the user's [rules] settings."""
+    """What the rules need to know: who I am, and the user's [rules] settings.
+
+    Compared by identity (one is made per pass), so verdicts can be cached per judge cheaply.
+    """
 
     me: frozenset[Identity]
     max_attendees: int = 10
@@ -125,9 +128,19 @@ def _mail(ix: Facts, judge: Judge) -> Verdict:
         return Verdict(None, (), False, "no sender")
     rule = _bulk_reason(ix.signals)
     if judge.is_me(ix.sender):
-        return _counted(judge, Direction.OUT, _unique_others(ix.recipients, judge), rule)
-    rule = rule or _automated_sender(ix.sender, judge)
-    return _counted(judge, Direction.IN, (ix.sender,), rule)
+        return _sent(ix.recipients, rule, judge)
+    return _received(ix.sender, rule, judge)
+
+
+# A mailbox is the same few thousand senders and recipient lists over and over.
+@lru_cache(maxsize=16384)
+def _sent(recipients: tuple[Party, ...], rule: str | None, judge: Judge) -> Verdict:
+    return _counted(judge, Direction.OUT, _unique_others(recipients, judge), rule)
+
+
+@lru_cache(maxsize=16384)
+def _received(sender: Party, rule: str | None, judge: Judge) -> Verdict:
+    return _counted(judge, Direction.IN, (sender,), rule or _automated_sender(sender, judge))
 
 
 def _meeting(ix: Facts, judge: Judge) -> Verdict:

@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,82 @@ def _summary_json(summary: ContactSummary | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """A batch for `Store.write`, each table's rows as one JSON array: made by `encode_batch` on
+    the thread that reads the source, stored on another."""
+
+    source: str
+    cursor: str = "{}"
+    cards: str = "[]"
+    interactions: str = "[]"  # [message id, source, ref, at, channel, ..., person id]
+    parties: str = "[]"  # [message id, source, ref, kind, value, name]: the interaction's key
+    refs: str = "[]"  # [message id, source, ref]
+
+
+def _json(rows: object) -> str:
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def _encode(
+    found: Iterable[Interaction], person_id: str | None = None, source: str = ""
+) -> Batch:  # fmt: skip
+    latest: dict[str, Interaction] = {}  # a key twice in one batch: the last wins
+    refs = []
+    for ix in found:
+        mid = ix.message_id or None
+        latest[f"mid:{mid}" if mid else f"ref:{ix.source}\0{ix.ref}"] = ix
+        refs.append((mid, ix.source, ix.ref))
+    rows, parties = [], []
+    for ix in latest.values():
+        mid, at = ix.message_id or None, _ts(ix.at)
+        rows.append((mid, ix.source, ix.ref, at, ix.channel, ix.direction, ix.title, ix.evidence,
+                     int(ix.counts), ix.rule, person_id))  # fmt: skip
+        for p in ix.counterparts:
+            parties.append((mid, ix.source, ix.ref, p.identity.kind, p.identity.value, p.name))
+    return Batch(source, interactions=_json(rows), parties=_json(parties), refs=_json(refs))
+
+
+def encode_batch(
+    source: str, cards: list[Card], interactions: Iterable[Interaction], cursor: dict[str, Any]
+) -> Batch:  # fmt: skip
+    """A batch from one source, with the cursor it reached, ready for `Store.write`."""
+    encoded = _encode(interactions, source=source)
+    rows = [
+        (card.source, card.ref, card.name, _json([identity_text(i) for i in card.identities]),
+         _json(list(card.groups)), card.birthday, card.organisation, card.evidence)
+        for card in cards
+    ]  # fmt: skip
+    return replace(encoded, cursor=_json(cursor), cards=_json(rows))
+
+
+def _field(number: int) -> str:
+    return f"json_extract(value, '$[{number}]')"
+
+
+# An interaction's key, from a JSON row that starts with message id, source and ref: what
+# `interactions.key` holds (the message id, so one mail from two sources is stored once).
+_KEY = (
+    f"CASE WHEN {_field(0)} IS NULL THEN 'ref:' || {_field(1)} || char(0) || {_field(2)}"
+    f" ELSE 'mid:' || {_field(0)} END"
+)
+_ID = f"(SELECT id FROM interactions WHERE key = {_KEY})"
+_PUT_CARDS = f"""INSERT OR REPLACE INTO cards
+    SELECT {", ".join(_field(n) for n in range(8))} FROM json_each(?1)"""
+# Before the interactions: only rows stored earlier have parties to drop.
+_DROP_PARTIES = f"""DELETE FROM parties WHERE interaction_id IN (
+    SELECT id FROM interactions WHERE key IN (SELECT {_KEY} FROM json_each(?1)))"""
+_PUT_INTERACTIONS = f"""INSERT INTO interactions
+        (key, source, ref, at, channel, direction, title, evidence, counts, rule, person_id)
+    SELECT {_KEY}, {", ".join(_field(n) for n in range(1, 11))} FROM json_each(?1) WHERE true
+    ON CONFLICT (key) DO UPDATE SET at = excluded.at, direction = excluded.direction,
+        title = excluded.title, counts = excluded.counts, rule = excluded.rule"""
+_PUT_PARTIES = f"""INSERT OR IGNORE INTO parties
+    SELECT {_ID}, {_field(3)}, {_field(4)}, {_field(5)} FROM json_each(?1)"""
+_PUT_REFS = f"""INSERT OR REPLACE INTO refs
+    SELECT {_field(1)}, {_field(2)}, {_ID} FROM json_each(?1)"""
+
+
+@dataclass(frozen=True)
 class Run:
     """One job of the daemon as last recorded: a source's import, or the daily planning."""
 
@@ -128,10 +204,17 @@ class Store:
             if not path.exists():
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             os.chmod(path, 0o600)
-            connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+            # One connection, used by one thread at a time: an import's writer thread stores
+            # batches while the source is read (see `syncd.engine`).
+            connection = sqlite3.connect(
+                path, isolation_level=None, timeout=30, check_same_thread=False
+            )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA foreign_keys=ON")
+            # Up to 64 MB of pages: the Message-ID index of a large mailbox stays in memory.
+            connection.execute("PRAGMA cache_size=-65536")
+            connection.execute("SELECT json_extract('[1]', '$[0]')")  # needs SQLite's JSON
             store = cls(connection, path)
             store._migrate()
         except (OSError, sqlite3.Error) as error:
@@ -187,79 +270,38 @@ class Store:
         cursor: dict[str, Any],
     ) -> None:
         """Store a batch from one source and move its cursor, in one transaction."""
+        self.write(encode_batch(source, cards, interactions, cursor))
+
+    def write(self, batch: Batch) -> None:
+        """Store an encoded batch in one transaction.
+
+        Each table gets one statement over the batch as JSON: SQLite then does the whole batch
+        without holding Python's global lock, so a writer thread stores while the source is read.
+        """
         with self.transaction():
-            for card in cards:
-                self._put_card(card)
-            found = list(interactions)
-            self._put_interactions(found)
-            if cards or found:
+            if batch.cards != "[]":
+                self.db.execute(_PUT_CARDS, (batch.cards,))
+            if batch.interactions != "[]":
+                self._put_interactions(batch)
                 self._stale()
             self.db.execute(
                 "INSERT OR REPLACE INTO cursors (source, state) VALUES (?, ?)",
-                (source, json.dumps(cursor, separators=(",", ":"))),
+                (batch.source, batch.cursor),
             )
 
-    def _put_card(self, card: Card) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO cards VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                card.source, card.ref, card.name,
-                json.dumps([identity_text(i) for i in card.identities]),
-                json.dumps(list(card.groups)), card.birthday, card.organisation, card.evidence,
-            ),
-        )  # fmt: skip
-
-    @staticmethod
-    def _key(ix: Interaction) -> str:
-        return f"mid:{ix.message_id}" if ix.message_id else f"ref:{ix.source}\0{ix.ref}"
-
-    def _existing(self, keys: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            query = f"SELECT key, id FROM interactions WHERE key IN ({','.join('?' * len(chunk))})"
-            found.update(self.db.execute(query, chunk).fetchall())
-        return found
-
-    def _put_interactions(self, found: list[Interaction], person_id: str | None = None) -> None:
-        """Insert or update a batch; the same message from two sources (one Message-ID) is stored
-        once. New rows get their ids here, so only rows that existed before lose their parties."""
-        if not found:
-            return
-        latest = {self._key(ix): ix for ix in found}  # a key twice in one batch: the last wins
-        row_of = self._existing(list(latest))
-        updated = [(key, row_of[key]) for key in latest if key in row_of]
-        (top,) = self.db.execute("SELECT coalesce(max(id), 0) FROM interactions").fetchone()
-        fresh = [key for key in latest if key not in row_of]
-        row_of.update({key: top + n for n, key in enumerate(fresh, start=1)})
-        self.db.executemany("INSERT INTO interactions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [
-            (row_of[key], key, ix.source, ix.ref, _ts(ix.at), ix.channel, ix.direction, ix.title,
-             ix.evidence, int(ix.counts), ix.rule, person_id)
-            for key in fresh for ix in (latest[key],)
-        ])  # fmt: skip
-        self.db.executemany(
-            "UPDATE interactions SET at = ?, direction = ?, title = ?, counts = ?, rule = ?"
-            " WHERE id = ?",
-            [(_ts(ix.at), ix.direction, ix.title, int(ix.counts), ix.rule, row)
-             for key, row in updated for ix in (latest[key],)],
-        )  # fmt: skip
-        self.db.executemany(
-            "DELETE FROM parties WHERE interaction_id = ?", [(r,) for _, r in updated]
-        )
-        self.db.executemany(
-            "INSERT OR REPLACE INTO refs (source, ref, interaction_id) VALUES (?, ?, ?)",
-            [(ix.source, ix.ref, row_of[self._key(ix)]) for ix in found],
-        )
-        self.db.executemany(
-            "INSERT OR IGNORE INTO parties VALUES (?, ?, ?, ?)",
-            [(row_of[key], p.identity.kind, p.identity.value, p.name)
-             for key, ix in latest.items() for p in ix.counterparts],
-        )  # fmt: skip
+    def _put_interactions(self, batch: Batch) -> None:
+        """Insert or update; the same message from two sources (one Message-ID) is stored once,
+        and one that was stored before keeps its row and gets its parties anew."""
+        self.db.execute(_DROP_PARTIES, (batch.interactions,))
+        self.db.execute(_PUT_INTERACTIONS, (batch.interactions,))
+        if batch.parties != "[]":
+            self.db.execute(_PUT_PARTIES, (batch.parties,))
+        self.db.execute(_PUT_REFS, (batch.refs,))
 
     def add_contact(self, person_id: str, ix: Interaction) -> None:
         """A contact that belongs to a person directly: `syncd done`, a completed follow-up."""
         with self.transaction():
-            self._put_interactions([ix], person_id)
+            self._put_interactions(_encode([ix], person_id))
             self._stale()
 
     def forget_cursors(self) -> None:

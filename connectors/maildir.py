@@ -20,20 +20,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 from pydantic import Field
 
 from connectors.base import ConfigPath, ConnectorOptions, Context, Cursor, SourceError
-from connectors.mailheaders import header_end, parse_headers
+from connectors.mailheaders import Fields, MailHeaders, headers_of
+from connectors.mailpool import Result, read_ahead
 from syncd.model import Interaction
 
 DEFAULT_SKIP = ("Drafts", "Junk", "Spam", "Trash", "Deleted", "Deleted Items", "Deleted Messages")
 ROOT_FOLDER = "INBOX"
 _MAILDIR_PARTS = frozenset({"cur", "new", "tmp"})
 _INFO_SEPARATORS = (":2,", "!2,", ";2,")  # ":" normally; "!" or ";" where ":" is not allowed
-_CHUNK = 4096
-_MAX_HEADER = 256 * 1024  # a header block longer than this is read only this far
 _MAX_DEPTH = 16
 # A folder changed this recently may change again within the same timestamp tick after it was
 # listed; its time is not recorded, so the next scan lists it again.
@@ -143,21 +142,21 @@ def _modified(path: str) -> datetime:
     return datetime.fromtimestamp(os.stat(path).st_mtime, UTC)
 
 
-def read_header_block(path: str) -> bytes:
-    """A message file's header block, reading no further than needed."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.read(fd, _CHUNK)
-        end = header_end(data)
-        while end < 0 and len(data) < _MAX_HEADER:
-            more = os.read(fd, _CHUNK)
-            if not more:
-                break
-            end = header_end(data + more, max(len(data) - 2, 0))
-            data += more
-    finally:
-        os.close(fd)
-    return data[:end] if end >= 0 else data
+class _Message(NamedTuple):
+    path: str
+    unique: str
+    ref: str
+
+
+class _Listed(NamedTuple):
+    """A folder's cur/ or new/ listing whose messages have all been read: its time may be kept."""
+
+    key: str
+    modified: int
+
+
+def _path_of(step: _Message | _Listed) -> str | None:
+    return step.path if isinstance(step, _Message) else None
 
 
 def _dir_times(state: dict[str, object]) -> dict[str, int]:
@@ -190,22 +189,34 @@ class MaildirSource:
             self.context.warn(self.options.path, problem)
         times = _dir_times(cursor.state)
         cursor.state["dirs"] = times
-        visited = set()
+        visited: set[str] = set()
+        for step, result in read_ahead(self._steps(folders, cursor, visited), _path_of):
+            if isinstance(step, _Listed):
+                # Every message of the listing has been yielded: the cursor may claim it.
+                times[step.key] = step.modified
+            elif (found := self._interaction(step, result)) is not None:
+                yield found
+        for key in set(times) - visited:
+            del times[key]
+
+    def _steps(
+        self, folders: list[Folder], cursor: Cursor, visited: set[str]
+    ) -> Iterator[_Message | _Listed]:
+        """The messages to read, folder by folder, each listing followed by its marker."""
+        times = cursor.state["dirs"]
         for folder in self._selected(folders):
             for part in ("new", "cur"):  # new/ first: a message moved to cur/ meanwhile is found
                 key = f"{folder.name}/{part}"
                 visited.add(key)
-                yield from self._scan_dir(folder, part, key, cursor, times)
-        for key in set(times) - visited:
-            del times[key]
+                yield from self._list_dir(folder, part, key, cursor, times.get(key))
 
-    def _scan_dir(
-        self, folder: Folder, part: str, key: str, cursor: Cursor, times: dict[str, int]
-    ) -> Iterator[Interaction]:
+    def _list_dir(
+        self, folder: Folder, part: str, key: str, cursor: Cursor, seen: int | None
+    ) -> Iterator[_Message | _Listed]:
         directory = os.path.join(folder.path, part)
         try:
             modified = os.stat(directory).st_mtime_ns  # before listing: later arrivals change it
-            if times.get(key) == modified:
+            if seen == modified:
                 return
             names = sorted(os.listdir(directory))
         except FileNotFoundError:
@@ -219,24 +230,28 @@ class MaildirSource:
                 continue
             ref = f"{folder.name}/{unique}"
             if not cursor.known(ref):
-                interaction = self._read(f"{directory}/{file_name}", unique, ref)
-                if interaction is not None:
-                    yield interaction
+                yield _Message(f"{directory}/{file_name}", unique, ref)
         if time.time_ns() - modified > _SETTLE_NS:
-            times[key] = modified
+            yield _Listed(key, modified)
 
-    def _read(self, path: str, unique: str, ref: str) -> Interaction | None:
-        try:
-            headers = parse_headers(read_header_block(path))
-            at = headers.date or _delivery_time(unique) or _modified(path)
-        except FileNotFoundError:
+    def _interaction(self, message: _Message, result: Result) -> Interaction | None:
+        path = message.path
+        if isinstance(result, FileNotFoundError):
             return None  # moved or deleted by the mail client since the listing
+        if not isinstance(result, Fields):  # what reading it raised
+            self.context.warn(path, f"cannot read this message: {result and result.strerror}")
+            return None
+        headers: MailHeaders = headers_of(result)
+        try:
+            at = headers.date or _delivery_time(message.unique) or _modified(path)
+        except FileNotFoundError:
+            return None
         except OSError as error:
             self.context.warn(path, f"cannot read this message: {error.strerror}")
             return None
         interaction = headers.interaction(
             source=self.context.name,
-            ref=ref,
+            ref=message.ref,
             evidence=f"<{headers.message_id}>" if headers.message_id else path,
             fallback_at=at,
         )

@@ -315,25 +315,53 @@ class MailHeaders(NamedTuple):
         )
 
 
+class Fields(NamedTuple):
+    """A header block's fields as read, before the addresses are made into parties: plain values,
+    cheap to pass from a helper process (`connectors.mailpool`)."""
+
+    senders: str  # From, as written
+    recipients: tuple[str, ...]  # To, Cc and Bcc, as written
+    date: datetime | None  # UTC; None when missing or unreadable
+    subject: str
+    message_id: str | None
+    signals: dict[str, str]
+
+
+def read_fields(header: bytes) -> Fields:
+    """The first half of `parse_headers`: everything but the parties."""
+    fields = pick_fields(header)
+    date = fields.get("date")
+    message_id = fields.get("message-id")
+    return Fields(
+        senders=fields.get("from", ""),
+        recipients=tuple(fields[name] for name in _RECIPIENT_FIELDS if name in fields),
+        date=parse_date(date) if date else None,
+        subject=clean_text(fields.get("subject", "")),
+        message_id=parse_message_id(message_id) if message_id else None,
+        signals={name: " ".join(fields[name].split()) for name in SIGNAL_FIELDS & fields.keys()},
+    )
+
+
+def headers_of(fields: Fields) -> MailHeaders:
+    """The second half of `parse_headers`: the parties (cached, so cheap for the usual ones)."""
+    senders = _parties(fields.senders)
+    recipients: tuple[Party, ...] = ()
+    for value in fields.recipients:
+        recipients += _parties(value)
+    return MailHeaders(
+        sender=senders[0] if senders else None,
+        recipients=recipients,
+        date=fields.date,
+        subject=fields.subject,
+        message_id=fields.message_id,
+        signals=fields.signals,
+    )
+
+
 def parse_headers(header: bytes) -> MailHeaders:
     """Read a raw header block: the bytes before the blank line, which `header_end` finds.
 
     The caller cuts there (it must not read the body anyway); what is passed is all taken as
     header lines. An IMAP `BODY.PEEK[HEADER.FIELDS (...)]` answer can be passed as it is.
     """
-    fields = pick_fields(header)
-    senders = _parties(fields.get("from", ""))
-    recipients: tuple[Party, ...] = ()
-    for name in _RECIPIENT_FIELDS:
-        if name in fields:
-            recipients += _parties(fields[name])
-    date = fields.get("date")
-    message_id = fields.get("message-id")
-    return MailHeaders(
-        sender=senders[0] if senders else None,
-        recipients=recipients,
-        date=parse_date(date) if date else None,
-        subject=clean_text(fields.get("subject", "")),
-        message_id=parse_message_id(message_id) if message_id else None,
-        signals={name: " ".join(fields[name].split()) for name in SIGNAL_FIELDS & fields.keys()},
-    )
+    return headers_of(read_fields(header))

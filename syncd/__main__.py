@@ -2,4 +2,5 @@
 
 from syncd.cli import main
 
-main()
+if __name__ == "__main__":  # not again in a helper process (connectors.mailpool)
+    main()

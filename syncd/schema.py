@@ -50,4 +50,11 @@ MIGRATIONS: list[str] = [
         job TEXT PRIMARY KEY, last_run INTEGER, last_success INTEGER, last_error TEXT,
         failures INTEGER NOT NULL DEFAULT 0, next_run INTEGER) WITHOUT ROWID;
     """,
+    # 4: an interaction stored again (its source re-read after [me] or [rules] changed) gets its
+    # parties anew: the old ones go when its row is updated, so a first import need not look.
+    """
+    CREATE TRIGGER interactions_parties AFTER UPDATE ON interactions BEGIN
+        DELETE FROM parties WHERE interaction_id = new.id;
+    END;
+    """,
 ]

@@ -121,6 +121,17 @@ def encode_batch(
     return replace(encoded, cursor=_json(cursor), cards=_json(rows))
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script (a trigger's body has semicolons of its own)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+
+
 def _field(number: int) -> str:
     return f"json_extract(value, '$[{number}]')"
 
@@ -134,9 +145,6 @@ _KEY = (
 _ID = f"(SELECT id FROM interactions WHERE key = {_KEY})"
 _PUT_CARDS = f"""INSERT OR REPLACE INTO cards
     SELECT {", ".join(_field(n) for n in range(8))} FROM json_each(?1)"""
-# Before the interactions: only rows stored earlier have parties to drop.
-_DROP_PARTIES = f"""DELETE FROM parties WHERE interaction_id IN (
-    SELECT id FROM interactions WHERE key IN (SELECT {_KEY} FROM json_each(?1)))"""
 _PUT_INTERACTIONS = f"""INSERT INTO interactions
         (key, source, ref, at, channel, direction, title, evidence, counts, rule, person_id)
     SELECT {_KEY}, {", ".join(_field(n) for n in range(1, 11))} FROM json_each(?1) WHERE true
@@ -228,9 +236,8 @@ class Store:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in _statements(script):
+                    self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {number}")
 
     @contextmanager
@@ -291,8 +298,8 @@ class Store:
 
     def _put_interactions(self, batch: Batch) -> None:
         """Insert or update; the same message from two sources (one Message-ID) is stored once,
-        and one that was stored before keeps its row and gets its parties anew."""
-        self.db.execute(_DROP_PARTIES, (batch.interactions,))
+        and one that was stored before keeps its row and gets its parties anew (a trigger drops
+        the old ones)."""
         self.db.execute(_PUT_INTERACTIONS, (batch.interactions,))
         if batch.parties != "[]":
             self.db.execute(_PUT_PARTIES, (batch.parties,))

@@ -70,3 +70,32 @@ def test_integrity_after_writes(store: Store) -> None:
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     with pytest.raises(sqlite3.IntegrityError):
         store.db.execute("INSERT INTO refs VALUES ('mail', '1', 1)")
+
+
+def test_an_interaction_stored_again_gets_its_parties_anew(store: Store) -> None:
+    first = mail("mail", "a", "m1@x")
+    piet = Party(Identity(IdentityKind.EMAIL, "piet@example.nl"), "Piet")
+    again = Interaction("mail", "a", AT, Channel.EMAIL, sender=piet, title="Hi",
+                        message_id="m1@x", counterparts=(piet,))  # fmt: skip
+    store.write_batch("mail", [], [first, mail("mail", "b", "m2@x")], {})
+    store.write_batch("mail", [], [again], {})
+    rows = store.db.execute(
+        "SELECT i.key, p.value FROM parties p JOIN interactions i ON i.id = p.interaction_id"
+        " ORDER BY i.key"
+    ).fetchall()
+    assert rows == [("mid:m1@x", "piet@example.nl"), ("mid:m2@x", "jan@example.nl")]
+
+
+def test_the_same_message_twice_in_one_batch_is_one_row_with_both_refs(store: Store) -> None:
+    store.write_batch("mail", [], [mail("mail", "INBOX/1", "m1@x", "Hi"),
+                                   mail("mail", "Archive/1", "m1@x", "Hi again")], {})  # fmt: skip
+    assert store.db.execute("SELECT title FROM interactions").fetchall() == [("Hi again",)]
+    assert store.known_refs("mail") == {"INBOX/1", "Archive/1"}
+    assert store.db.execute("SELECT count(DISTINCT interaction_id) FROM refs").fetchone() == (1,)
+
+
+def test_refs_without_a_message_id_are_kept_apart_by_source(store: Store) -> None:
+    store.write_batch("cal", [], [mail("cal", "uid-1", None)], {})
+    store.write_batch("ics", [], [mail("ics", "uid-1", None)], {})
+    keys = [key for (key,) in store.db.execute("SELECT key FROM interactions ORDER BY key")]
+    assert keys == ["ref:cal\0uid-1", "ref:ics\0uid-1"]

@@ -20,7 +20,8 @@ from connectors.imap.folders import Listed, chosen_folders
 from connectors.imap.options import ImapOptions
 from connectors.imap.session import FolderStatus, Session, Unreachable, open_session
 from connectors.imap.wire import ConnectionLost, Fetched, Refused, internal_date, windows
-from connectors.mailheaders import parse_headers
+from connectors.mailheaders import Fields, headers_of
+from connectors.mailpool import Result, read_ahead
 from syncd.model import Interaction
 
 # Seconds to wait before each new attempt after the connection broke; then the scan gives up.
@@ -32,6 +33,10 @@ WINDOW = 500
 _STATE_KEYS = ("uidvalidity", "last_uid", "uidnext", "messages")
 
 FolderState = dict[str, int]
+
+
+def _header_of(message: Fetched) -> bytes:
+    return message.header
 
 
 def folder_states(state: dict[str, Any]) -> dict[str, FolderState]:
@@ -150,11 +155,13 @@ class ImapSource:
             self.context.warn(self._url(name), f"the server did not send all of UIDs {uids} "
                               f"({error}); those it did not send are skipped")  # fmt: skip
 
-        for message in session.fetch(windows(ranges, state["last_uid"], WINDOW), refused):
+        asked = session.fetch(windows(ranges, state["last_uid"], WINDOW), refused)
+        # Headers are picked in a helper process while the next windows arrive (large folders).
+        for message, fields in read_ahead(asked, _header_of):
             if message.uid <= state["last_uid"]:  # `n:*` answers the last UID when none is new
                 continue
             state["last_uid"] = message.uid
-            found = self._interaction(name, state["uidvalidity"], message, progress)
+            found = self._interaction(name, state["uidvalidity"], message, fields, progress)
             if found is not None:
                 yield found
         state["uidnext"] = max(opened.uidnext, state["last_uid"] + 1)
@@ -186,7 +193,7 @@ class ImapSource:
         return state
 
     def _interaction(
-        self, folder: str, uidvalidity: int, message: Fetched, progress: _Progress
+        self, folder: str, uidvalidity: int, message: Fetched, fields: Result, progress: _Progress
     ) -> Interaction | None:
         if message.gmail_id is not None:  # one message under several labels is read once
             ref = f"X-GM-MSGID/{message.gmail_id}"
@@ -197,7 +204,8 @@ class ImapSource:
             ref = f"{folder}/{uidvalidity}/{message.uid}"
             if progress.known(ref):
                 return None
-        headers = parse_headers(message.header)
+        assert isinstance(fields, Fields)  # a header in memory is always read
+        headers = headers_of(fields)
         at = headers.date or internal_date(message.internaldate)
         if at is None:
             where = self._url(folder, uidvalidity, message.uid)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from imapclient import IMAPClient
 from pydantic import ValidationError
 
-from connectors import mailheaders
+from connectors import mailheaders, mailpool
 from connectors.base import Context, Cursor, SourceError
 from connectors.imap import ImapOptions, ImapSource
 from connectors.imap import source as imap_source
@@ -289,7 +289,15 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(imap_source, "RETRY_DELAYS", (0.0, 0.0, 0.0))
 
 
-@pytest.mark.usefixtures("no_waiting")
+@pytest.fixture(params=["in this process", "in a helper"])
+def headers_read(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers picked in this process (a small mailbox) or, as for a large one, in a helper."""
+    if request.param == "in a helper":
+        monkeypatch.setattr(mailpool, "LEAST", 100)
+        monkeypatch.setattr(mailpool, "CHUNK", 50)
+
+
+@pytest.mark.usefixtures("no_waiting", "headers_read")
 def test_a_connection_cut_mid_fetch_is_resumed_with_nothing_lost_or_repeated(
     dovecot: Dovecot, relay: Callable[..., Relay], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -304,7 +312,7 @@ def test_a_connection_cut_mid_fetch_is_resumed_with_nothing_lost_or_repeated(
     assert sync.cursor.state["folders"]["INBOX"]["last_uid"] == 1200
 
 
-@pytest.mark.usefixtures("no_waiting")
+@pytest.mark.usefixtures("no_waiting", "headers_read")
 def test_a_connection_that_keeps_breaking_gives_up_and_the_next_sync_goes_on(
     dovecot: Dovecot, relay: Callable[..., Relay]
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors import mailpool
 from connectors.base import Context, Cursor, SourceError
 from connectors.maildir import MaildirOptions, MaildirSource, split_info
 from syncd.model import Interaction
@@ -413,3 +414,32 @@ def test_a_folder_without_maildirs_is_a_source_error(tmp_path: Path) -> None:
 
 def test_check_is_quiet_for_a_good_maildir(dovecot: Path) -> None:
     assert source(dovecot).check() == []
+
+
+# --- a large Maildir: headers read in a helper process --------------------------------------
+
+
+def test_a_large_maildir_is_read_through_a_helper_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = make_folder(tmp_path / "Maildir")
+    for number in range(1, 31):
+        deliver(root, number, flags=None if number % 3 else "S")
+    for number in range(31, 41):
+        deliver(make_folder(root / ".Sent"), number)
+    (root / "cur" / f"{unique(50)}:2,S").mkdir()  # cannot be read
+    age(root)
+    alone = Store()
+    expected = alone.scan(root)
+    monkeypatch.setattr(mailpool, "LEAST", 5)
+    monkeypatch.setattr(mailpool, "CHUNK", 4)
+    helped = Store()
+    with caplog.at_level(logging.WARNING):
+        found = helped.scan(root)
+    assert found == expected
+    assert len(found) == 40
+    assert helped.state == alone.state
+    assert len(helped.state["dirs"]) == 4
+    assert "cannot read this message" in caplog.text
+    deliver(root, 60)
+    assert [item.ref for item in helped.scan(root)] == [f"INBOX/{unique(60)}"]

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from connectors import mailpool
+from connectors.mailheaders import Fields, read_fields
+
+
+def header(number: int) -> bytes:
+    return (
+        f"From: Jan {number} <jan{number}@example.nl>\r\nTo: sam@example.org\r\n"
+        f"Subject: =?utf-8?q?offerte_{number}_=E2=82=AC?=\r\n"
+        f"Date: Tue, 5 Mar 2024 10:{number % 60:02d}:00 +0100\r\n"
+        f"Message-ID: <m{number}@example.nl>\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def helped(monkeypatch: pytest.MonkeyPatch) -> list[ProcessPoolExecutor]:
+    """Small chunks, and a helper from the tenth message on; the helpers started are listed."""
+    monkeypatch.setattr(mailpool, "LEAST", 10)
+    monkeypatch.setattr(mailpool, "CHUNK", 7)
+    monkeypatch.setattr(mailpool, "AHEAD", 2)
+    started: list[ProcessPoolExecutor] = []
+    make = mailpool._helper
+
+    def helper() -> ProcessPoolExecutor:
+        started.append(make())
+        return started[-1]
+
+    monkeypatch.setattr(mailpool, "_helper", helper)
+    return started
+
+
+def files(folder: Path, count: int) -> list[str]:
+    paths = []
+    for number in range(count):
+        path = folder / f"{number}.eml"
+        path.write_bytes(header(number) + b"\r\n" + b"body text\r\n" * 100)
+        paths.append(str(path))
+    return paths
+
+
+def test_many_messages_are_read_in_a_helper_in_order_with_markers_in_place(
+    tmp_path: Path, helped: list[ProcessPoolExecutor]
+) -> None:
+    paths = files(tmp_path, 40)
+    jobs: list[str | bytes | None] = [*paths[:20], None, header(99), *paths[20:], None]
+    found = list(mailpool.read_ahead(jobs, lambda job: job))
+    assert len(helped) == 1
+    assert [job for job, _ in found] == jobs
+    expected = [read_fields(header(n)) for n in range(20)]
+    expected += [None, read_fields(header(99))]
+    expected += [read_fields(header(n)) for n in range(20, 40)] + [None]
+    assert [result for _, result in found] == expected
+    first = found[0][1]
+    assert isinstance(first, Fields)
+    assert first.subject == "offerte 0 €"
+
+
+def test_a_few_messages_are_read_without_a_helper(
+    tmp_path: Path, helped: list[ProcessPoolExecutor]
+) -> None:
+    paths = files(tmp_path, 5)
+    found = list(mailpool.read_ahead(paths, lambda job: job))
+    assert helped == []
+    assert [result for _, result in found] == [read_fields(header(n)) for n in range(5)]
+
+
+@pytest.mark.parametrize("count", [5, 40])
+def test_a_file_that_cannot_be_read_gives_its_error(
+    tmp_path: Path, helped: list[ProcessPoolExecutor], count: int
+) -> None:
+    paths = files(tmp_path, count)
+    os.remove(paths[3])
+    results = [result for _, result in mailpool.read_ahead(paths, lambda job: job)]
+    assert isinstance(results[3], FileNotFoundError)
+    assert all(isinstance(result, Fields) for n, result in enumerate(results) if n != 3)
+
+
+@pytest.mark.parametrize("count", [5, 40])
+def test_what_was_got_before_a_failure_is_given_then_the_failure_raised(
+    tmp_path: Path, helped: list[ProcessPoolExecutor], count: int
+) -> None:
+    paths = files(tmp_path, count)
+
+    def breaking() -> Iterator[str]:
+        yield from paths
+        raise ConnectionError("dropped")
+
+    given = []
+
+    def read_all() -> None:
+        for job, result in mailpool.read_ahead(breaking(), lambda job: job):
+            assert isinstance(result, Fields)
+            given.append(job)
+
+    with pytest.raises(ConnectionError, match="dropped"):
+        read_all()
+    assert given == paths
+
+
+def test_a_helper_that_dies_leaves_the_rest_read_in_process(
+    tmp_path: Path, helped: list[ProcessPoolExecutor]
+) -> None:
+    paths = files(tmp_path, 60)
+    found = []
+    for job, result in mailpool.read_ahead(paths, lambda job: job):
+        if not found:
+            for process in list(helped[0]._processes.values()):  # type: ignore[union-attr]
+                os.kill(process.pid, signal.SIGKILL)
+        found.append((job, result))
+    assert [job for job, _ in found] == paths
+    assert [result for _, result in found] == [read_fields(header(n)) for n in range(60)]

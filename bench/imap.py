@@ -61,9 +61,15 @@ def _name(rng: random.Random) -> str:
     return f"=?utf-8?b?{base64.b64encode(name.encode()).decode()}?="
 
 
-def _message(rng: random.Random, number: int, folder: str, at: datetime) -> bytes:
-    people = [(_name(rng), f"p{rng.randint(1, 400)}@example.{rng.choice(DOMAINS)}")
-              for _ in range(3)]  # fmt: skip
+def _correspondents(rng: random.Random) -> list[tuple[str, str]]:
+    """400 people, each always under one name, as in real mail (and in bench/maildir.py)."""
+    return [(_name(rng), f"p{n}@example.{rng.choice(DOMAINS)}") for n in range(1, 401)]
+
+
+def _message(
+    rng: random.Random, number: int, folder: str, at: datetime, known: list[tuple[str, str]]
+) -> bytes:  # fmt: skip
+    people = rng.choices(known, k=3)
     me = f"{ME[0]} <{ME[1]}>"
     sender = me if folder == "Verzonden" else f"{people[0][0]} <{people[0][1]}>"
     to = ", ".join(f"{n} <{a}>" for n, a in people[1:]) if sender == me else me
@@ -91,6 +97,7 @@ def _message(rng: random.Random, number: int, folder: str, at: datetime) -> byte
 def corpus(count: int) -> dict[str, Iterator[tuple[bytes, str]]]:
     """Generators of (message, Maildir flags) per folder, their shares of `count`."""
     rng = random.Random(SEED)
+    known = _correspondents(rng)
     start = datetime(2016, 1, 1, tzinfo=UTC)
     sizes = {folder: round(share * count) for folder, share in FOLDERS.items()}
     sizes["INBOX"] += count - sum(sizes.values())
@@ -98,7 +105,7 @@ def corpus(count: int) -> dict[str, Iterator[tuple[bytes, str]]]:
     def folder_mails(folder: str, offset: int) -> Iterator[tuple[bytes, str]]:
         for number in range(offset, offset + sizes[folder]):
             at = start + timedelta(minutes=number * 41)
-            yield _message(rng, number, folder, at), rng.choice(("S", "S", "RS", "FS", "S"))
+            yield _message(rng, number, folder, at, known), rng.choice(("S", "S", "RS", "FS", "S"))
 
     offsets = [0]
     for folder in FOLDERS:

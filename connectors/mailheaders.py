@@ -199,13 +199,20 @@ def addresses(value: str) -> list[tuple[str, str]]:
     return [(clean_text(name), address) for name, address in pairs if "@" in address]
 
 
+# (display name, address)
+Address = tuple[str, str]
+
+
 # The same From and To values recur across thousands of messages; a mailbox has some thousands of
-# distinct ones (a few MB here), and a cache that holds them all saves a fifth of the parsing.
+# distinct ones (a few MB here), and caches that hold them all save a good part of the parsing.
 @lru_cache(maxsize=16384)
-def _parties(value: str) -> tuple[Party, ...]:
-    return tuple(
-        Party(Identity(IdentityKind.EMAIL, address), name) for name, address in addresses(value)
-    )
+def _addresses(value: str) -> tuple[Address, ...]:
+    return tuple(addresses(value))
+
+
+@lru_cache(maxsize=16384)
+def _parties(pairs: tuple[Address, ...]) -> tuple[Party, ...]:
+    return tuple(Party(Identity(IdentityKind.EMAIL, address), name) for name, address in pairs)
 
 
 # --- dates ------------------------------------------------------------------------------------
@@ -316,11 +323,11 @@ class MailHeaders(NamedTuple):
 
 
 class Fields(NamedTuple):
-    """A header block's fields as read, before the addresses are made into parties: plain values,
+    """A header block's fields as read, the addresses not yet made into parties: plain values,
     cheap to pass from a helper process (`connectors.mailpool`)."""
 
-    senders: str  # From, as written
-    recipients: tuple[str, ...]  # To, Cc and Bcc, as written
+    senders: tuple[Address, ...]  # From
+    recipients: tuple[Address, ...]  # To, Cc and Bcc
     date: datetime | None  # UTC; None when missing or unreadable
     subject: str
     message_id: str | None
@@ -330,11 +337,15 @@ class Fields(NamedTuple):
 def read_fields(header: bytes) -> Fields:
     """The first half of `parse_headers`: everything but the parties."""
     fields = pick_fields(header)
+    recipients: tuple[Address, ...] = ()
+    for name in _RECIPIENT_FIELDS:
+        if name in fields:
+            recipients += _addresses(fields[name])
     date = fields.get("date")
     message_id = fields.get("message-id")
     return Fields(
-        senders=fields.get("from", ""),
-        recipients=tuple(fields[name] for name in _RECIPIENT_FIELDS if name in fields),
+        senders=_addresses(fields.get("from", "")),
+        recipients=recipients,
         date=parse_date(date) if date else None,
         subject=clean_text(fields.get("subject", "")),
         message_id=parse_message_id(message_id) if message_id else None,
@@ -345,12 +356,9 @@ def read_fields(header: bytes) -> Fields:
 def headers_of(fields: Fields) -> MailHeaders:
     """The second half of `parse_headers`: the parties (cached, so cheap for the usual ones)."""
     senders = _parties(fields.senders)
-    recipients: tuple[Party, ...] = ()
-    for value in fields.recipients:
-        recipients += _parties(value)
     return MailHeaders(
         sender=senders[0] if senders else None,
-        recipients=recipients,
+        recipients=_parties(fields.recipients),
         date=fields.date,
         subject=fields.subject,
         message_id=fields.message_id,

@@ -220,8 +220,8 @@ class Store:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA foreign_keys=ON")
-            # Up to 64 MB of pages: the Message-ID index of a large mailbox stays in memory.
-            connection.execute("PRAGMA cache_size=-65536")
+            # Up to 16 MB of pages (the default is 2): fewer index pages read again in an import.
+            connection.execute("PRAGMA cache_size=-16384")
             connection.execute("SELECT json_extract('[1]', '$[0]')")  # needs SQLite's JSON
             store = cls(connection, path)
             store._migrate()

@@ -322,13 +322,16 @@ class MailHeaders(NamedTuple):
         )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class Fields(NamedTuple):
     """A header block's fields as read, the addresses not yet made into parties: plain values,
     cheap to pass from a helper process (`connectors.mailpool`)."""
 
     senders: tuple[Address, ...]  # From
     recipients: tuple[Address, ...]  # To, Cc and Bcc
-    date: datetime | None  # UTC; None when missing or unreadable
+    date: int | None  # seconds since the epoch; None when missing or unreadable
     subject: str
     message_id: str | None
     signals: dict[str, str]
@@ -342,11 +345,12 @@ def read_fields(header: bytes) -> Fields:
         if name in fields:
             recipients += _addresses(fields[name])
     date = fields.get("date")
+    at = parse_date(date) if date else None
     message_id = fields.get("message-id")
     return Fields(
         senders=_addresses(fields.get("from", "")),
         recipients=recipients,
-        date=parse_date(date) if date else None,
+        date=None if at is None else int(at.timestamp()),
         subject=clean_text(fields.get("subject", "")),
         message_id=parse_message_id(message_id) if message_id else None,
         signals={name: " ".join(fields[name].split()) for name in SIGNAL_FIELDS & fields.keys()},
@@ -359,7 +363,7 @@ def headers_of(fields: Fields) -> MailHeaders:
     return MailHeaders(
         sender=senders[0] if senders else None,
         recipients=_parties(fields.recipients),
-        date=fields.date,
+        date=None if fields.date is None else _EPOCH + timedelta(seconds=fields.date),
         subject=fields.subject,
         message_id=fields.message_id,
         signals=fields.signals,

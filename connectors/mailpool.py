@@ -37,6 +37,8 @@ Job = TypeVar("Job")
 Wanted = str | bytes | None
 # What came of it: the fields, the error reading the file raised, or None for a marker.
 Result = Fields | OSError | None
+# A result as the helper sends it: the fields as a plain tuple.
+_Sent = tuple[object, ...] | OSError | None
 
 
 def read_header_block(path: str) -> bytes:
@@ -70,6 +72,15 @@ def _result(wanted: Wanted) -> Result:
 def _results(chunk: list[Wanted]) -> list[Result]:
     """In the helper: one chunk."""
     return [_result(wanted) for wanted in chunk]
+
+
+def _sent(chunk: list[Wanted]) -> list[_Sent]:
+    """In the helper: one chunk, the fields as plain tuples (pickled in half the time)."""
+    return [tuple(found) if isinstance(found, Fields) else found for found in _results(chunk)]
+
+
+def _received(sent: list[_Sent]) -> list[Result]:
+    return [Fields._make(found) if isinstance(found, tuple) else found for found in sent]
 
 
 def _helper() -> ProcessPoolExecutor:
@@ -123,7 +134,7 @@ class _Until(Iterator[Job]):
 def _through(
     pool: ProcessPoolExecutor, jobs: Iterator[Job], wanted: Callable[[Job], Wanted]
 ) -> Iterator[tuple[Job, Result]]:
-    flight: deque[tuple[list[Job], Future[list[Result]] | None]] = deque()
+    flight: deque[tuple[list[Job], Future[list[_Sent]] | None]] = deque()
     broken = False
     while True:
         chunk = list(islice(jobs, CHUNK))
@@ -140,19 +151,21 @@ def _through(
             return
 
 
-def _submit(pool: ProcessPoolExecutor, asked: list[Wanted]) -> Future[list[Result]] | None:
+def _submit(pool: ProcessPoolExecutor, asked: list[Wanted]) -> Future[list[_Sent]] | None:
     try:
-        return pool.submit(_results, asked)
+        return pool.submit(_sent, asked)
     except (BrokenProcessPool, RuntimeError):
         return None
 
 
 def _collected(
-    future: Future[list[Result]] | None, jobs: list[Job], wanted: Callable[[Job], Wanted]
+    future: Future[list[_Sent]] | None,
+    jobs: list[Job],
+    wanted: Callable[[Job], Wanted],
 ) -> list[Result]:
     if future is not None:
         try:
-            return future.result()
+            return _received(future.result())
         except BrokenProcessPool:
             pass
     return _results([wanted(job) for job in jobs])

@@ -24,7 +24,7 @@ from syncd.model import Card, Channel, Direction, Identity, IdentityKind, Intera
 from syncd.people import relationships
 from syncd.report import SourceReport, Summary
 from syncd.rules import Judge, verdict
-from syncd.store import Store, encode_batch, parse_identity
+from syncd.store import Judged, Store, encode_batch, parse_identity
 from syncd.writer import writer
 
 log = logging.getLogger("syncd")
@@ -89,15 +89,12 @@ def _parties(parties: tuple[Party, ...], region: str | None) -> tuple[Party, ...
     return tuple(p for r in parties if (p := _party(r, region)) is not None)
 
 
-def prepare(ix: Interaction, judge: Judge, region: str | None) -> Interaction:
-    """Normalise the parties of an interaction as a source found them, then judge it."""
+def judge_found(ix: Interaction, judge: Judge, region: str | None) -> Judged:
+    """An interaction as a source found it, with the verdict on its normalised parties."""
     sender = _party(ix.sender, region) if ix.sender else None
     recipients = _parties(ix.recipients, region) if ix.recipients else ()
     facts = _Facts(ix.channel, sender, recipients, ix.signals, ix.direction, ix.rule)
-    direction, counterparts, counts, rule = verdict(facts, judge)
-    return Interaction(ix.source, ix.ref, ix.at, ix.channel, sender, recipients, ix.title,
-                       ix.evidence, ix.message_id, ix.signals, direction, counterparts, counts,
-                       rule)  # fmt: skip
+    return ix, verdict(facts, judge)
 
 
 def prepare_card(card: Card, judge: Judge, region: str | None) -> Card:
@@ -147,7 +144,7 @@ def import_source(
         cursor.known = _known_refs(store, name, storing.lock)
         for batch in _batches(source.scan(cursor)):
             cards = [prepare_card(i, judge, region) for i in batch if isinstance(i, Card)]
-            found = [prepare(i, judge, region) for i in batch if isinstance(i, Interaction)]
+            found = [judge_found(i, judge, region) for i in batch if isinstance(i, Interaction)]
             storing.put(encode_batch(name, cards, found, cursor.state))
             count += len(batch)
             if progress:

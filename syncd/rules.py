@@ -45,6 +45,8 @@ class Judge:
 
 
 def _bulk_reason(signals: dict[str, str]) -> str | None:
+    if len(signals) == 1 and "return-path" in signals:  # most mail: answered quickly
+        return _bounce(signals["return-path"])
     for header in ("list-id", "list-unsubscribe", "list-post"):
         if header in signals:
             return f"mailing list or newsletter ({header.title()} header)"
@@ -57,7 +59,11 @@ def _bulk_reason(signals: dict[str, str]) -> str | None:
     for header in ("x-autoreply", "x-autorespond"):
         if header in signals:
             return f"auto-reply ({header.title()} header)"
-    if "return-path" in signals and signals["return-path"].strip() in {"", "<>"}:
+    return _bounce(signals["return-path"]) if "return-path" in signals else None
+
+
+def _bounce(return_path: str) -> str | None:
+    if return_path.strip() in {"", "<>"}:
         return "bounce or automated mail (empty Return-Path)"
     return None
 

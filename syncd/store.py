@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd.model import Card, Identity, IdentityKind, Interaction
-from syncd.rules import is_relationship
+from syncd.rules import Verdict, is_relationship
 from syncd.schema import MIGRATIONS
 
 
@@ -89,27 +89,35 @@ def _json(rows: object) -> str:
     return json.dumps(rows, separators=(",", ":"))
 
 
-def _encode(
-    found: Iterable[Interaction], person_id: str | None = None, source: str = ""
-) -> Batch:  # fmt: skip
-    latest: dict[str, Interaction] = {}  # a key twice in one batch: the last wins
+# An interaction as a source found it, with the verdict of the rules on it.
+Judged = tuple[Interaction, Verdict]
+
+
+def judged(ix: Interaction) -> Judged:
+    """An interaction whose verdict is already in it (a contact syncd records itself)."""
+    return ix, Verdict(ix.direction, ix.counterparts, ix.counts, ix.rule)
+
+
+def _encode(found: Iterable[Judged], person_id: str | None = None, source: str = "") -> Batch:
+    latest: dict[str, Judged] = {}  # a key twice in one batch: the last wins
     refs = []
-    for ix in found:
+    for item in found:
+        ix = item[0]
         mid = ix.message_id or None
-        latest[f"mid:{mid}" if mid else f"ref:{ix.source}\0{ix.ref}"] = ix
+        latest[f"mid:{mid}" if mid else f"ref:{ix.source}\0{ix.ref}"] = item
         refs.append((mid, ix.source, ix.ref))
     rows, parties = [], []
-    for ix in latest.values():
+    for ix, (direction, counterparts, counts, rule) in latest.values():
         mid, at = ix.message_id or None, _ts(ix.at)
-        rows.append((mid, ix.source, ix.ref, at, ix.channel, ix.direction, ix.title, ix.evidence,
-                     int(ix.counts), ix.rule, person_id))  # fmt: skip
-        for p in ix.counterparts:
+        rows.append((mid, ix.source, ix.ref, at, ix.channel, direction, ix.title, ix.evidence,
+                     int(counts), rule, person_id))  # fmt: skip
+        for p in counterparts:
             parties.append((mid, ix.source, ix.ref, p.identity.kind, p.identity.value, p.name))
     return Batch(source, interactions=_json(rows), parties=_json(parties), refs=_json(refs))
 
 
 def encode_batch(
-    source: str, cards: list[Card], interactions: Iterable[Interaction], cursor: dict[str, Any]
+    source: str, cards: list[Card], interactions: Iterable[Judged], cursor: dict[str, Any]
 ) -> Batch:  # fmt: skip
     """A batch from one source, with the cursor it reached, ready for `Store.write`."""
     encoded = _encode(interactions, source=source)
@@ -277,7 +285,7 @@ class Store:
         cursor: dict[str, Any],
     ) -> None:
         """Store a batch from one source and move its cursor, in one transaction."""
-        self.write(encode_batch(source, cards, interactions, cursor))
+        self.write(encode_batch(source, cards, map(judged, interactions), cursor))
 
     def write(self, batch: Batch) -> None:
         """Store an encoded batch in one transaction.
@@ -308,7 +316,7 @@ class Store:
     def add_contact(self, person_id: str, ix: Interaction) -> None:
         """A contact that belongs to a person directly: `syncd done`, a completed follow-up."""
         with self.transaction():
-            self._put_interactions(_encode([ix], person_id))
+            self._put_interactions(_encode([judged(ix)], person_id))
             self._stale()
 
     def forget_cursors(self) -> None:

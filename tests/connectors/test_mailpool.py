@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,19 @@ def header(number: int) -> bytes:
 
 
 @pytest.fixture
-def helped(monkeypatch: pytest.MonkeyPatch) -> list[ProcessPoolExecutor]:
+def helped(monkeypatch: pytest.MonkeyPatch) -> list[mailpool.Helper]:
     """Small chunks, and a helper from the tenth message on; the helpers started are listed."""
     monkeypatch.setattr(mailpool, "LEAST", 10)
     monkeypatch.setattr(mailpool, "CHUNK", 7)
     monkeypatch.setattr(mailpool, "AHEAD", 2)
-    started: list[ProcessPoolExecutor] = []
-    make = mailpool._helper
+    started: list[mailpool.Helper] = []
 
-    def helper() -> ProcessPoolExecutor:
-        started.append(make())
-        return started[-1]
+    class Listed(mailpool.Helper):
+        def __init__(self) -> None:
+            super().__init__()
+            started.append(self)
 
-    monkeypatch.setattr(mailpool, "_helper", helper)
+    monkeypatch.setattr(mailpool, "Helper", Listed)
     return started
 
 
@@ -48,7 +47,7 @@ def files(folder: Path, count: int) -> list[str]:
 
 
 def test_many_messages_are_read_in_a_helper_in_order_with_markers_in_place(
-    tmp_path: Path, helped: list[ProcessPoolExecutor]
+    tmp_path: Path, helped: list[mailpool.Helper]
 ) -> None:
     paths = files(tmp_path, 40)
     jobs: list[str | bytes | None] = [*paths[:20], None, header(99), *paths[20:], None]
@@ -65,7 +64,7 @@ def test_many_messages_are_read_in_a_helper_in_order_with_markers_in_place(
 
 
 def test_a_few_messages_are_read_without_a_helper(
-    tmp_path: Path, helped: list[ProcessPoolExecutor]
+    tmp_path: Path, helped: list[mailpool.Helper]
 ) -> None:
     paths = files(tmp_path, 5)
     found = list(mailpool.read_ahead(paths, lambda job: job))
@@ -75,7 +74,7 @@ def test_a_few_messages_are_read_without_a_helper(
 
 @pytest.mark.parametrize("count", [5, 40])
 def test_a_file_that_cannot_be_read_gives_its_error(
-    tmp_path: Path, helped: list[ProcessPoolExecutor], count: int
+    tmp_path: Path, helped: list[mailpool.Helper], count: int
 ) -> None:
     paths = files(tmp_path, count)
     os.remove(paths[3])
@@ -86,7 +85,7 @@ def test_a_file_that_cannot_be_read_gives_its_error(
 
 @pytest.mark.parametrize("count", [5, 40])
 def test_what_was_got_before_a_failure_is_given_then_the_failure_raised(
-    tmp_path: Path, helped: list[ProcessPoolExecutor], count: int
+    tmp_path: Path, helped: list[mailpool.Helper], count: int
 ) -> None:
     paths = files(tmp_path, count)
 
@@ -107,14 +106,37 @@ def test_what_was_got_before_a_failure_is_given_then_the_failure_raised(
 
 
 def test_a_helper_that_dies_leaves_the_rest_read_in_process(
-    tmp_path: Path, helped: list[ProcessPoolExecutor]
+    tmp_path: Path, helped: list[mailpool.Helper]
 ) -> None:
     paths = files(tmp_path, 60)
     found = []
     for job, result in mailpool.read_ahead(paths, lambda job: job):
         if not found:
-            for process in list(helped[0]._processes.values()):  # type: ignore[union-attr]
-                os.kill(process.pid, signal.SIGKILL)
+            assert helped[0].process.pid is not None
+            os.kill(helped[0].process.pid, signal.SIGKILL)
         found.append((job, result))
     assert [job for job, _ in found] == paths
     assert [result for _, result in found] == [read_fields(header(n)) for n in range(60)]
+
+
+def test_the_helper_ends_with_the_reading(tmp_path: Path, helped: list[mailpool.Helper]) -> None:
+    paths = files(tmp_path, 40)
+    reading = mailpool.read_ahead(paths, lambda job: job)
+    next(reading)
+    assert helped[0].process.is_alive()
+    reading.close()  # a caller that stops early (SIGTERM between batches)
+    assert not helped[0].process.is_alive()
+    assert helped[0].process.exitcode == 0
+
+
+def test_a_fault_in_the_helper_is_raised_in_the_caller(
+    tmp_path: Path, helped: list[mailpool.Helper]
+) -> None:
+    jobs: list[object] = [*files(tmp_path, 20), 12345]  # neither a path nor a header
+
+    def read_all() -> None:
+        for _ in mailpool.read_ahead(jobs, lambda job: job):  # type: ignore[arg-type, return-value]
+            pass
+
+    with pytest.raises(TypeError):
+        read_all()

@@ -242,8 +242,11 @@ def test_dates_in_the_forms_found_in_old_and_odd_mail(written: str, utc: datetim
 
 
 @pytest.mark.parametrize(
-    "written", ["", "yesterday", "31 Feb 2024 10:00:00 +0100", "1 Jan 2024 25:00:00 +0000", "0"]
-)
+    "written",
+    ["", "yesterday", "31 Feb 2024 10:00:00 +0100", "1 Jan 2024 25:00:00 +0000", "0",
+     "1 Jan 2024 10:00:60 +0000", "1 Jan 2024 10:00:00 +2400", "1 Jan 0001 00:30:00 +0100",
+     "31 Dec 9999 23:30:00 -0100", "1 Jan 0000 10:00:00 +0000"],
+)  # fmt: skip
 def test_an_unreadable_date_falls_back_to_the_delivery_time(written: str) -> None:
     headers = parse("From: a@x.org\n", f"Date: {written}\n")
     assert headers.date is None
@@ -383,3 +386,21 @@ def test_fast_date_reading_agrees_with_email_utils(local: datetime, offset: int)
         local.replace(microsecond=0, tzinfo=timezone(timedelta(minutes=offset)))
     )
     assert parse_date(written) == parsedate_to_datetime(written).astimezone(UTC)
+
+
+@settings(max_examples=300)
+# From year 100: email.utils reads "0099" as 1999, though four digits are the year as written.
+@given(st.datetimes(min_value=datetime(100, 1, 1)), st.integers(-23 * 60 - 59, 23 * 60 + 59))
+def test_dates_over_the_whole_range_read_as_a_datetime_reads_them(
+    local: datetime, offset: int
+) -> None:
+    from datetime import timedelta, timezone
+
+    written = format_datetime(
+        local.replace(microsecond=0, tzinfo=timezone(timedelta(minutes=offset)))
+    )
+    try:
+        expected: datetime | None = parsedate_to_datetime(written).astimezone(UTC)
+    except (ValueError, OverflowError):  # beyond what a datetime holds, once in UTC
+        expected = None
+    assert parse_date(written) == expected

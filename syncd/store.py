@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from syncd.model import Card, Identity, IdentityKind, Interaction
+from syncd.model import Card, Channel, Direction, Identity, IdentityKind, Interaction
 from syncd.rules import Verdict, is_relationship
 from syncd.schema import MIGRATIONS
 
@@ -397,31 +397,26 @@ class Store:
 
     # -- contact --------------------------------------------------------------------------------
 
+    # Every interaction with a person, through the identities it names or directly: the titles
+    # and evidence are looked up for each person's latest only.
     _CONTACT = """
-        SELECT idn.person_id, i.id, i.at, i.channel, i.direction, i.title, i.evidence, i.source,
-               i.counts
+        SELECT idn.person_id, i.id, i.at, i.channel, i.direction, i.source, i.counts
           FROM parties p
           JOIN identities idn ON idn.kind = p.kind AND idn.value = p.value
           JOIN interactions i ON i.id = p.interaction_id
         UNION ALL
-        SELECT person_id, id, at, channel, direction, title, evidence, source, counts
+        SELECT person_id, id, at, channel, direction, source, counts
           FROM interactions WHERE person_id IS NOT NULL"""
 
     def _aggregate(self) -> dict[str, _Contact]:
         """One pass over every interaction with a person: last counted contact, how many, on which
         days, from which sources, and whether any of it makes a relationship."""
         found: dict[str, _Contact] = {}
-        for (
-            person,
-            row_id,
-            at,
-            channel,
-            direction,
-            title,
-            evidence,
-            source,
-            counts,
-        ) in self.db.execute(self._CONTACT):
+        mutual = {(channel, direction) for channel in Channel for direction in (*Direction, None)
+                  if is_relationship(channel, direction)}  # fmt: skip
+        for person, row_id, at, channel, direction, source, counts in self.db.execute(
+            self._CONTACT
+        ):
             contact = found.get(person)
             if contact is None:
                 contact = found[person] = _Contact()
@@ -431,8 +426,21 @@ class Store:
             contact.ids.add(row_id)
             contact.days.add(at // 86400)
             if (at, row_id) > contact.latest[:2]:
-                contact.latest = (at, row_id, channel, direction, title, evidence)
-            contact.mutual = contact.mutual or is_relationship(channel, direction)
+                contact.latest = (at, row_id, channel, direction)
+            if not contact.mutual and (channel, direction) in mutual:
+                contact.mutual = True
+        latest = [contact.latest[1] for contact in found.values() if contact.ids]
+        texts: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(latest), 500):
+            chunk = latest[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT id, title, evidence FROM interactions WHERE id IN ({marks})"
+            texts.update(
+                (row, (title, evidence)) for row, title, evidence in self.db.execute(query, chunk)
+            )
+        for contact in found.values():
+            if contact.ids:
+                contact.latest = contact.latest[:4] + texts[contact.latest[1]]
         return found
 
     def recent_interactions(self, person_id: str, limit: int = 10) -> list[sqlite3.Row]:

@@ -247,13 +247,20 @@ def parse_cost(port: int, account: Account) -> tuple[float, float, int]:
 # --- syncd -----------------------------------------------------------------------------------
 
 
-def time_connector(port: int, account: Account, workdir: Path, window: int) -> tuple[Run, Run]:
-    """The imap connector's scan() in a child: a first sync, then a no-change re-sync."""
+def time_connector(
+    port: int, account: Account, workdir: Path, window: int, tries: int = 3
+) -> tuple[Run, Run]:
+    """The imap connector's scan() in a child: the best of `tries` first syncs (as the raw
+    client's best of three), then a no-change re-sync."""
     state = workdir / f"connector-state-{window}.json"
-    state.unlink(missing_ok=True)
     command = [sys.executable, __file__, "--child-scan", str(port), "--state", str(state),
                "--password", account.password, "--window", str(window)]  # fmt: skip
-    return run_child(command), run_child(command)
+    firsts = []
+    for _ in range(tries):
+        state.unlink(missing_ok=True)
+        firsts.append(run_child(command))
+    best = min(firsts, key=lambda run: float(run.output.split()[0]))
+    return best, run_child(command)
 
 
 def child_scan(port: int, state_file: Path, password: str, window: int) -> None:
@@ -352,8 +359,9 @@ def report(args: argparse.Namespace, server: Dovecot, account: Account, workdir:
     first, again = runs[500] if 500 in runs else next(iter(runs.values()))
     scan_first, scan_again = float(first.output.split()[0]), float(again.output.split()[0])
     parsing, values, parsed = parse_cost(server.port, account)
-    print(f"of which no IMAP client can save: parse_headers() {parsing:.2f} s, building the "
-          f"{parsed} Interaction values {values:.2f} s")  # fmt: skip
+    print(f"work any IMAP client does, timed alone in one process: parse_headers() "
+          f"{parsing:.2f} s, building the {parsed} Interaction values {values:.2f} s (the "
+          "connector picks the headers in a helper process while it reads)")  # fmt: skip
     syncd = time_syncd(server.port, account, workdir)
     if syncd is not None:
         print("syncd sync --source mail end-to-end (store, rules, planning included):")
@@ -365,8 +373,7 @@ def report(args: argparse.Namespace, server: Dovecot, account: Account, workdir:
     print("\nratios and targets:")
     _check("connector first sync / raw client", scan_first / raw, 4)
     share = (parsing + values) / raw
-    print(f"  {'  parse_headers + Interaction / raw':36s} {share:8.3f}")
-    print(f"  {'  the rest of the connector / raw':36s} {scan_first / raw - share:8.3f}")
+    print(f"  {'  parse_headers + Interaction / raw':36s} {share:8.3f}  (alone, in one process)")
     if syncd is not None:
         print(f"  {'syncd sync first sync / raw client':36s} {syncd[0].seconds / raw:8.3f}")
     if args.imapclient:

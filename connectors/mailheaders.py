@@ -263,7 +263,10 @@ def _simple_seconds(value: str) -> int | None:
     if hours > 23 or minutes > 59 or seconds > 59:
         raise ValueError(f"no such time: {value}")
     days = date(number, month, int(day)).toordinal() - _EPOCH_DAY  # ValueError: 31 February
-    found = days * 86400 + hours * 3600 + minutes * 60 + seconds - _offset(zone)
+    offset = _OFFSETS.get(zone)
+    if offset is None:
+        offset = _offset(zone)
+    found = days * 86400 + hours * 3600 + minutes * 60 + seconds - offset
     if not _FIRST_SECOND <= found <= _LAST_SECOND:
         raise OverflowError(f"out of range: {value}")
     return found
@@ -305,7 +308,10 @@ def parse_message_id(value: str) -> str | None:
     start = value.find("<")
     end = value.find(">", start + 1)
     if start >= 0 and end > start:
-        return "".join(value[start + 1 : end].split()) or None
+        found = value[start + 1 : end]
+        if " " in found or "\n" in found or "\t" in found:  # folded, or written with spaces
+            found = "".join(found.split())
+        return found or None
     tokens = value.split()
     return tokens[0].strip("<>") or None if tokens else None
 

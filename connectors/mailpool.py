@@ -12,18 +12,22 @@ that dies (killed, out of memory) is not started again; the rest is read in-proc
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
-import multiprocessing
 import os
 import pickle
 import queue
 import signal
+import struct
+import subprocess
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from multiprocessing.connection import Connection
-from typing import TypeVar
+from pathlib import Path
+from typing import IO, TypeVar
 
 from connectors.mailheaders import Fields, header_end, read_fields
 
@@ -76,54 +80,93 @@ def _results(chunk: list[Wanted]) -> list[Result]:
 
 
 class Helper:
-    """The helper process and the pipe to it. Chunks are answered in the order they are sent.
+    """The helper process and the pipes to it. Chunks are answered in the order they are sent.
 
-    The calling process talks to it from its own thread only (no feeder threads that would wait
-    for the global lock while the caller parses); in the helper a thread takes the chunks off the
-    pipe as they come, so a caller sending ahead never waits on a helper sending back.
+    A fresh interpreter running this module (not a fork: the caller has threads of its own, and
+    not `multiprocessing`, which would import the caller's main module there too). The caller talks
+    to it from its own thread only, so no feeder thread waits for the global lock while the caller
+    parses; in the helper a thread takes the chunks off the pipe as they come, so a caller
+    sending ahead never waits on a helper sending back.
     """
 
     def __init__(self) -> None:
-        # A fork server rather than a fork: the caller has threads of its own (the store's writer).
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["connectors.mailheaders"])
-        self.pipe, theirs = context.Pipe()
-        self.process = context.Process(target=_serve, args=(theirs,), name="syncd headers")
-        self.process.daemon = True
-        self.process.start()
-        theirs.close()
+        here = str(Path(__file__).resolve().parent.parent)  # where `connectors` can be imported
+        path = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "connectors.mailpool"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.requests, self.answers = self.process.stdin, self.process.stdout
+        for pipe in (self.requests, self.answers):
+            _widen(pipe)
 
     def send(self, chunk: list[Wanted]) -> bool:
         """Ask for a chunk; False when the helper is gone."""
         try:
-            self.pipe.send_bytes(pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
+            _write(self.requests, pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return False
         return True
 
     def receive(self) -> list[Result] | None:
         """The answer to the oldest chunk asked for; None when the helper is gone."""
-        try:
-            failed, answer = pickle.loads(self.pipe.recv_bytes())
-        except (OSError, EOFError):
+        data = _read(self.answers)
+        if data is None:
             return None
+        failed, answer = pickle.loads(data)
         if failed:
             raise answer
         return [Fields._make(found) if isinstance(found, tuple) else found for found in answer]
 
     def close(self) -> None:
-        self.pipe.close()  # the helper ends when it reads the end of the pipe
-        self.process.join(timeout=5)
-        if self.process.is_alive():
+        with contextlib.suppress(OSError):
+            self.requests.close()  # the helper ends when it reads the end of its input
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join()
+            self.process.wait()
+        self.answers.close()
 
 
-def _serve(pipe: Connection) -> None:
+_SIZE = struct.Struct("<Q")
+# Room in each pipe for several chunks (Linux; elsewhere the system's size): with the usual 64 KB
+# a sender waits for the other side's reading thread at every chunk.
+_PIPE_BYTES = 1 << 20
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or above pipe-max-size
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+
+
+def _write(pipe: IO[bytes], data: bytes) -> None:
+    pipe.write(_SIZE.pack(len(data)) + data)
+    pipe.flush()
+
+
+def _read(pipe: IO[bytes]) -> bytes | None:
+    """The next message; None at the end of the pipe (or a broken one)."""
+    try:
+        head = pipe.read(_SIZE.size)
+        if len(head) < _SIZE.size:
+            return None
+        (size,) = _SIZE.unpack(head)
+        data = pipe.read(size)
+    except OSError:
+        return None
+    return data if len(data) == size else None
+
+
+def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """The helper's loop: chunks in, fields out (as plain tuples, pickled in half the time)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     asked: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-    threading.Thread(target=_take, args=(pipe, asked), daemon=True).start()
+    threading.Thread(target=_take, args=(requests, asked), daemon=True).start()
     while (data := asked.get()) is not None:
         try:
             results = _results(pickle.loads(data))
@@ -132,17 +175,15 @@ def _serve(pipe: Connection) -> None:
         except Exception as error:  # a fault in the parser: the caller raises it
             answer = (True, error)
         try:
-            pipe.send_bytes(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
+            _write(answers, pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return
 
 
-def _take(pipe: Connection, asked: queue.SimpleQueue[bytes | None]) -> None:
-    try:
-        while True:
-            asked.put(pipe.recv_bytes())
-    except (OSError, EOFError):
-        asked.put(None)
+def _take(requests: IO[bytes], asked: queue.SimpleQueue[bytes | None]) -> None:
+    while (data := _read(requests)) is not None:
+        asked.put(data)
+    asked.put(None)
 
 
 def read_ahead(
@@ -205,3 +246,7 @@ def _through(
             yield from zip(done, results, strict=True)
         elif not chunk:
             return
+
+
+if __name__ == "__main__":  # the helper (`Helper`)
+    serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -18,6 +18,7 @@ import itertools
 import os
 import pickle
 import queue
+import select
 import signal
 import struct
 import subprocess
@@ -103,24 +104,53 @@ class Helper:
         self.requests, self.answers = self.process.stdin, self.process.stdout
         for pipe in (self.requests, self.answers):
             _widen(pipe)
+        self._come = bytearray()  # answers read off the pipe, not yet taken (unbuffered reads)
+        self.gone = False  # the helper ended (killed): nothing more is sent to it or read
 
     def send(self, chunk: list[Wanted]) -> bool:
         """Ask for a chunk; False when the helper is gone."""
+        if self.gone:
+            return False
         try:
             _write(self.requests, pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
-            return False
-        return True
+            self.gone = True
+        return not self.gone
+
+    def ready(self) -> bool:
+        """Whether the answer to the oldest chunk is back (or the helper gone), without waiting."""
+        if self._whole() is None and select.select([self.answers], [], [], 0)[0]:
+            self._more()
+        return self._whole() is not None or self.gone
 
     def receive(self) -> list[Result] | None:
         """The answer to the oldest chunk asked for; None when the helper is gone."""
-        data = _read(self.answers)
-        if data is None:
-            return None
+        while (size := self._whole()) is None:
+            if self.gone or not self._more():
+                return None
+        data = bytes(self._come[_SIZE.size : _SIZE.size + size])
+        del self._come[: _SIZE.size + size]
         failed, answer = pickle.loads(data)
         if failed:
             raise answer
         return [Fields._make(found) if isinstance(found, tuple) else found for found in answer]
+
+    def _whole(self) -> int | None:
+        """The size of the first answer when all of it has been read, else None."""
+        if len(self._come) < _SIZE.size:
+            return None
+        (size,) = _SIZE.unpack_from(self._come)
+        return size if len(self._come) >= _SIZE.size + size else None
+
+    def _more(self) -> bool:
+        """Read what the helper has sent (waiting for some); False at the end of the pipe."""
+        try:
+            data = os.read(self.answers.fileno(), _PIPE_BYTES)
+        except OSError:
+            data = b""
+        self._come += data
+        self.gone = self.gone or not data
+        return not self.gone
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -230,22 +260,34 @@ class _Until(Iterator[Job]):
 def _through(
     helper: Helper, jobs: Iterator[Job], wanted: Callable[[Job], Wanted]
 ) -> Iterator[tuple[Job, Result]]:
-    flight: deque[tuple[list[Job], bool]] = deque()  # each chunk, and whether the helper has it
-    alive = True
-    while True:
-        chunk = list(islice(jobs, CHUNK))
-        if chunk:
-            alive = alive and helper.send([wanted(job) for job in chunk])
-            flight.append((chunk, alive))
-        if flight and (len(flight) > AHEAD or not chunk):
-            done, sent = flight.popleft()
-            results = helper.receive() if sent else None
-            if results is None:  # the helper died: this chunk and the rest are read here
-                alive = False
-                results = _results([wanted(job) for job in done])
-            yield from zip(done, results, strict=True)
-        elif not chunk:
-            return
+    """The helper gets a chunk while it has fewer than `AHEAD`; otherwise the chunk is read here
+    rather than waited for, so on two cores the helper and the caller share the reading as
+    their other work allows. Results are given in order all the same."""
+    flight: deque[tuple[list[Job], list[Result] | None]] = deque()  # None: the helper has it
+
+    def oldest() -> Iterator[tuple[Job, Result]]:
+        nonlocal flight
+        done, results = flight.popleft()
+        if results is None and (results := helper.receive()) is None:
+            # The helper died: what it had is read here.
+            flight = deque((chunk, found or _here(chunk, wanted)) for chunk, found in flight)
+            results = _here(done, wanted)
+        return zip(done, results, strict=True)
+
+    while chunk := list(islice(jobs, CHUNK)):
+        asked = sum(1 for _, found in flight if found is None)
+        if asked < AHEAD and helper.send([wanted(job) for job in chunk]):
+            flight.append((chunk, None))
+        else:
+            flight.append((chunk, _here(chunk, wanted)))
+        while flight and (flight[0][1] is not None or len(flight) > 4 * AHEAD or helper.ready()):
+            yield from oldest()
+    while flight:  # the last chunks: waited for
+        yield from oldest()
+
+
+def _here(chunk: list[Job], wanted: Callable[[Job], Wanted]) -> list[Result]:
+    return _results([wanted(job) for job in chunk])
 
 
 if __name__ == "__main__":  # the helper (`Helper`)

@@ -19,6 +19,7 @@ import contextlib
 import json
 import queue
 import random
+import resource
 import socket
 import sys
 import threading
@@ -285,7 +286,8 @@ def child_scan(port: int, state_file: Path, password: str, window: int) -> None:
         count += 1
     seconds = time.perf_counter() - began
     state_file.write_text(json.dumps({"state": cursor.state, "refs": sorted(refs)}))
-    print(f"{seconds:.3f} {count} {context.warnings}")
+    helper = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the header helper
+    print(f"{seconds:.3f} {count} {context.warnings} {helper:.1f}")
 
 
 def time_syncd(port: int, account: Account, workdir: Path) -> tuple[Run, Run] | None:
@@ -351,11 +353,12 @@ def report(args: argparse.Namespace, server: Dovecot, account: Account, workdir:
             for window in args.windows}  # fmt: skip
     print("connector scan() alone, per UID window (first sync / no-change re-sync):")
     for window, (first, again) in runs.items():
-        seconds, count, warnings = first.output.split()
+        seconds, count, warnings, helper = first.output.split()
         resync = float(again.output.split()[0])
         print(f"  window {window:5d}: {float(seconds):6.2f} s / {resync:.3f} s in scan(), "
-              f"{first.seconds:.2f} s wall, peak RSS {first.peak_rss_mb:.0f} MB, "
-              f"{count} interactions, {warnings} warnings")  # fmt: skip
+              f"{first.seconds:.2f} s wall, peak RSS {first.peak_rss_mb:.0f} MB (the header "
+              f"helper's own {float(helper):.0f} MB), {count} interactions, {warnings} "
+              "warnings")  # fmt: skip
     first, again = runs[500] if 500 in runs else next(iter(runs.values()))
     scan_first, scan_again = float(first.output.split()[0]), float(again.output.split()[0])
     parsing, values, parsed = parse_cost(server.port, account)

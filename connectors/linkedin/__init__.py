@@ -265,8 +265,10 @@ _MESSAGE_COLUMNS = {"FROM", "DATE"}
 class LinkedInSource:
     """Connections (a card each; connecting counts once) and messages from a LinkedIn export.
 
-    `cursor.state` is {"export": [[file, size, mtime_ns], ...]}: an unchanged export is not read
-    again; a changed or newer one is read whole, and interactions the store holds are skipped.
+    `cursor.state` is {"export": [[file, size, mtime_ns], ...], "cards": [ref, ...]}: an
+    unchanged export is not read again; a changed or newer one is read whole, interactions the
+    store holds are skipped, and a connection that is in it no more is withdrawn (a card without
+    identities; connecting, which happened, still counts).
     """
 
     Options: ClassVar[type[LinkedInOptions]] = LinkedInOptions
@@ -290,13 +292,20 @@ class LinkedInSource:
         if cursor.state.get("export") == version:
             return
         yielded: set[str] = set()
+        connections: set[str] = set()
         for file in read_export(export, self.context.warn):
             for item in self._items(file):
                 if isinstance(item, Interaction):
                     if item.ref in yielded or cursor.known(item.ref):
                         continue
                     yielded.add(item.ref)
+                else:
+                    connections.add(item.ref)
                 yield item
+        before = cursor.state.get("cards")
+        for ref in sorted(set(before if isinstance(before, list) else []) - connections):
+            yield Card(self.context.name, ref, name="", identities=())
+        cursor.state["cards"] = sorted(connections)
         cursor.state["export"] = version
 
     def _items(self, file: ExportFile) -> Iterator[Card | Interaction]:

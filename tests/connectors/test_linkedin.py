@@ -540,3 +540,25 @@ def test_damaged_zips_never_crash(tmp_path: Path, cut: int, flips: list[int]) ->
     damaged.write_bytes(bytes(raw))
     with contextlib.suppress(SourceError):
         list(source(damaged).scan(Cursor()))
+
+
+def test_a_connection_gone_from_a_newer_export_is_withdrawn(tmp_path: Path) -> None:
+    store = Store()
+    downloads = tmp_path / "Downloads"
+    export_zip(DATA / "2024", downloads / "Basic_LinkedInDataExport_01-05-2024.zip")
+    first = cards(store.scan(downloads / "*.zip"))
+    assert {"Jan de Vries", "Priya Raman"} <= first.keys()
+
+    later = tmp_path / "later"
+    shutil.copytree(DATA / "2024", later)
+    sheet = later / "Connections.csv"
+    sheet.write_text("".join(line for line in sheet.read_text().splitlines(keepends=True)
+                             if "jan-de-vries" not in line))  # fmt: skip
+    export_zip(later, downloads / "Basic_LinkedInDataExport_02-05-2024.zip")
+    second = store.scan(downloads / "*.zip")
+
+    withdrawn = [card for card in second if isinstance(card, Card) and not card.identities]
+    assert [card.ref for card in withdrawn] == [JAN]
+    assert cards(second)["Priya Raman"].identities
+    assert interactions(second) == []  # connecting with Jan happened; nothing is taken back
+    assert store.scan(downloads / "*.zip") == []

@@ -155,6 +155,18 @@ class _Listed(NamedTuple):
     modified: int
 
 
+def _text(name: str) -> str:
+    """A file or folder name as text that can be stored: one that is not UTF-8 (the system hands
+    it over with lone surrogates) gets its odd bytes written as `\\xNN`."""
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
+
+
 def _path_of(step: _Message | _Listed) -> str | None:
     return step.path if isinstance(step, _Message) else None
 
@@ -228,7 +240,7 @@ class MaildirSource:
             unique, flags = split_info(file_name)
             if file_name.startswith(".") or is_trashed(flags):
                 continue
-            ref = f"{folder.name}/{unique}"
+            ref = _text(f"{folder.name}/{unique}")
             if not cursor.known(ref):
                 yield _Message(f"{directory}/{file_name}", unique, ref)
         if time.time_ns() - modified > _SETTLE_NS:

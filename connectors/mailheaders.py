@@ -237,14 +237,11 @@ _LAST_SECOND = (date.max.toordinal() - _EPOCH_DAY + 1) * 86400 - 1
 
 
 def _offset(numeric: str) -> int:
-    """A numeric zone ("+0200") in seconds; ValueError beyond a day, as `timezone` has it."""
-    seconds = _OFFSETS.get(numeric)
-    if seconds is None:
-        seconds = int(numeric[1:3]) * 3600 + int(numeric[3:5]) * 60
-        if seconds >= 86400:
-            raise ValueError(f"zone {numeric} is a day or more")
-        seconds = _OFFSETS.setdefault(numeric, -seconds if numeric[0] == "-" else seconds)
-    return seconds
+    """A numeric zone ("+0200") in seconds, kept; ValueError beyond a day, as `timezone` has it."""
+    seconds = int(numeric[1:3]) * 3600 + int(numeric[3:5]) * 60
+    if seconds >= 86400:
+        raise ValueError(f"zone {numeric} is a day or more")
+    return _OFFSETS.setdefault(numeric, -seconds if numeric[0] == "-" else seconds)
 
 
 def _simple_seconds(value: str) -> int | None:
@@ -309,7 +306,7 @@ def parse_message_id(value: str) -> str | None:
     end = value.find(">", start + 1)
     if start >= 0 and end > start:
         found = value[start + 1 : end]
-        if " " in found or "\n" in found or "\t" in found:  # folded, or written with spaces
+        if " " in found or not found.isprintable():  # folded, or written with spaces
             found = "".join(found.split())
         return found or None
     tokens = value.split()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import itertools
+import logging
 import os
 import pickle
 import queue
@@ -35,6 +36,9 @@ from connectors.mailheaders import Fields, header_end, read_fields
 CHUNK = 250
 AHEAD = 8
 LEAST = 2000
+# Seconds without an answer after which the helper is given up.
+PATIENCE = 30
+log = logging.getLogger("syncd")
 # The largest header block read from a file; what lies beyond is not looked at.
 MAX_HEADER = 256 * 1024
 _READ = 4096
@@ -94,7 +98,7 @@ class Helper:
         here = str(Path(__file__).resolve().parent.parent)  # where `connectors` can be imported
         path = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "connectors.mailpool"],
+            [sys.executable, "-P", "-m", "connectors.mailpool"],  # -P: not from the working folder
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": path},
@@ -105,6 +109,8 @@ class Helper:
         for pipe in (self.requests, self.answers):
             _widen(pipe)
         self._come = bytearray()  # answers read off the pipe, not yet taken (unbuffered reads)
+        self._waiting = select.poll()
+        self._waiting.register(self.answers.fileno(), select.POLLIN)
         self.gone = False  # the helper ended (killed): nothing more is sent to it or read
 
     def send(self, chunk: list[Wanted]) -> bool:
@@ -119,15 +125,21 @@ class Helper:
 
     def ready(self) -> bool:
         """Whether the answer to the oldest chunk is back (or the helper gone), without waiting."""
-        if self._whole() is None and select.select([self.answers], [], [], 0)[0]:
+        if self._whole() is None and self._waiting.poll(0):
             self._more()
         return self._whole() is not None or self.gone
 
     def receive(self) -> list[Result] | None:
-        """The answer to the oldest chunk asked for; None when the helper is gone."""
+        """The answer to the oldest chunk asked for; None when the helper is gone, or silent for
+        `PATIENCE` seconds (stopped, or stuck on a file): then it is ended and not asked again."""
         while (size := self._whole()) is None:
-            if self.gone or not self._more():
+            if self.gone:
                 return None
+            if not self._waiting.poll(PATIENCE * 1000):
+                self.gone = True
+                self.process.kill()
+                return None
+            self._more()
         data = bytes(self._come[_SIZE.size : _SIZE.size + size])
         del self._come[: _SIZE.size + size]
         failed, answer = pickle.loads(data)
@@ -153,14 +165,16 @@ class Helper:
         return not self.gone
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.requests.close()  # the helper ends when it reads the end of its input
+        """End the helper: it stops at the end of its input, or at once when it was still
+        answering (a caller that stopped early), as nobody reads its answers any more."""
+        for pipe in (self.requests, self.answers):
+            with contextlib.suppress(OSError):
+                pipe.close()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.answers.close()
 
 
 _SIZE = struct.Struct("<Q")
@@ -226,16 +240,24 @@ def read_ahead(
     """
     pending = _Until(jobs)
     first = list(islice(pending, LEAST))
-    if len(first) < LEAST:
-        yield from ((job, _result(wanted(job))) for job in first)
+    helper = _started() if len(first) == LEAST else None
+    if helper is None:
+        yield from ((job, _result(wanted(job))) for job in itertools.chain(first, pending))
     else:
-        helper = Helper()
         try:
             yield from _through(helper, itertools.chain(first, pending), wanted)
         finally:
             helper.close()
     if pending.error is not None:
         raise pending.error
+
+
+def _started() -> Helper | None:
+    try:
+        return Helper()
+    except OSError as error:  # no more processes, no memory: read in this process
+        log.warning("cannot start a helper process (%s); reading the headers in this one", error)
+        return None
 
 
 class _Until(Iterator[Job]):
@@ -291,4 +313,6 @@ def _here(chunk: list[Job], wanted: Callable[[Job], Wanted]) -> list[Result]:
 
 
 if __name__ == "__main__":  # the helper (`Helper`)
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    answering = sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print must not land among the answers
+    serve(sys.stdin.buffer, answering)

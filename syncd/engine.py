@@ -28,7 +28,8 @@ from syncd.store import Judged, Store, encode_batch, parse_identity
 from syncd.writer import writer
 
 log = logging.getLogger("syncd")
-# Items per transaction: a crash loses at most this many, to be read again on the next pass.
+# Items per transaction: a crash loses at most the few batches not stored yet, to be read again
+# on the next pass.
 BATCH = 5000
 # Called after each batch: source name, items so far.
 Progress = Callable[[str, int], None]
@@ -220,8 +221,6 @@ def import_all(
         except SourceError as error:
             report.error = str(error)
             log.error("source %s: %s", name, error)
-        if report.items:
-            mark_changed(store)
     if store.meta("resolved") != "yes":
         resolve(store, now)
 

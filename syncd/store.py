@@ -1,7 +1,7 @@
 """The state file: one SQLite database (WAL, mode 0600, `PRAGMA user_version` migrations).
 
 Every write is a transaction; a source's cursor is written in the same transaction as the batch of
-cards and interactions it covers, so a crash loses at most the batch in flight.
+cards and interactions it covers, so a crash loses at most the batches not yet stored (a few).
 """
 
 from __future__ import annotations
@@ -86,7 +86,29 @@ class Batch:
 
 
 def _json(rows: object) -> str:
-    return json.dumps(rows, separators=(",", ":"))
+    """Rows as JSON for SQLite. SQLite's JSON functions end a string at NUL, and text with lone
+    surrogates (a file name that is not UTF-8) cannot be stored: both are replaced (U+FFFD, "?")
+    rather than let one odd header cut a key short or stop every later pass."""
+    text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    if "\\u0000" in text or not _encodable(text):
+        text = json.dumps(_cleaned(rows), ensure_ascii=False, separators=(",", ":"))
+    return text
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _cleaned(value: object) -> object:
+    if isinstance(value, str):
+        return value.replace("\0", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list | tuple):
+        return [_cleaned(item) for item in value]
+    return value
 
 
 # An interaction as a source found it, with the verdict of the rules on it.
@@ -138,6 +160,8 @@ def _statements(script: str) -> Iterator[str]:
             if pending.strip(" \n;"):
                 yield pending
             pending = ""
+    if pending.strip(" \n;"):
+        raise ValueError(f"an incomplete statement in a migration: {pending.strip()[:60]}")
 
 
 def _field(number: int) -> str:
@@ -299,6 +323,8 @@ class Store:
             if batch.interactions != "[]":
                 self._put_interactions(batch)
                 self._stale()
+            if batch.cards != "[]" or batch.interactions != "[]":
+                self.set_meta("resolved", "no")  # who is who, worked out again after the pass
             self.db.execute(
                 "INSERT OR REPLACE INTO cursors (source, state) VALUES (?, ?)",
                 (batch.source, batch.cursor),

@@ -35,10 +35,18 @@ class Writer:
         self._waiting.put(batch)
 
     def close(self) -> None:
-        """Store what is queued and stop; raises what storing raised."""
+        """Store what is queued and stop; raises what storing raised. A Ctrl-C meanwhile is
+        raised after: the connection must not be closed under the writer thread."""
         self._waiting.put(None)
-        self._thread.join()
+        interrupted = None
+        while self._thread.is_alive():
+            try:
+                self._thread.join()
+            except KeyboardInterrupt as error:
+                interrupted = error
         self._raise()
+        if interrupted is not None:
+            raise interrupted
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -62,10 +70,11 @@ def writer(store: Store, name: str) -> Iterator[Writer]:
     started = Writer(store, name)
     try:
         yield started
-    except BaseException:
+    except BaseException as reading:
         try:
             started.close()
         except Exception as error:  # the reading thread's error is the one raised
-            log.error("storing the last batches failed as well: %s", error)
+            if error is not reading:  # not the storing error `put` raised already
+                log.error("storing the last batches failed as well: %s", error)
         raise
     started.close()

@@ -99,3 +99,25 @@ def test_refs_without_a_message_id_are_kept_apart_by_source(store: Store) -> Non
     store.write_batch("ics", [], [mail("ics", "uid-1", None)], {})
     keys = [key for (key,) in store.db.execute("SELECT key FROM interactions ORDER BY key")]
     assert keys == ["ref:cal\0uid-1", "ref:ics\0uid-1"]
+
+
+def test_text_sqlite_cannot_take_is_stored_replaced_not_cut_short(store: Store) -> None:
+    jan = Party(Identity(IdentityKind.EMAIL, "jan@example.nl"), "Jan")
+    odd = [
+        Interaction("mail", "INBOX/1", AT, Channel.EMAIL, jan, title="sub\0ject",
+                    message_id="a\0one", counterparts=(jan,)),
+        Interaction("mail", "INBOX/\udcff2", AT, Channel.EMAIL, jan, title="caf\udce9",
+                    message_id="a\0two", counterparts=(jan,)),
+    ]  # fmt: skip
+    store.write_batch("mail", [], odd, {})
+    rows = store.db.execute("SELECT key, title FROM interactions ORDER BY key").fetchall()
+    assert rows == [("mid:a\ufffdone", "sub\ufffdject"), ("mid:a\ufffdtwo", "caf?")]
+    assert store.known_refs("mail") == {"INBOX/1", "INBOX/?2"}  # readable on the next pass too
+
+
+def test_a_pass_that_stored_something_is_resolved_again(store: Store) -> None:
+    store.set_meta("resolved", "yes")
+    store.write_batch("mail", [], [], {"n": 1})
+    assert store.meta("resolved") == "yes"  # only the cursor moved
+    store.write_batch("mail", [], [mail("mail", "a", "m1@x")], {"n": 2})
+    assert store.meta("resolved") == "no"

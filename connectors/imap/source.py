@@ -35,8 +35,10 @@ _STATE_KEYS = ("uidvalidity", "last_uid", "uidnext", "messages")
 FolderState = dict[str, int]
 
 
-def _header_of(message: Fetched) -> bytes:
-    return message.header
+def _ref(folder: str, uidvalidity: int, message: Fetched) -> str:
+    if message.gmail_id is not None:  # the same under every label
+        return f"X-GM-MSGID/{message.gmail_id}"
+    return f"{folder}/{uidvalidity}/{message.uid}"
 
 
 def folder_states(state: dict[str, Any]) -> dict[str, FolderState]:
@@ -156,8 +158,13 @@ class ImapSource:
                               f"({error}); those it did not send are skipped")  # fmt: skip
 
         asked = session.fetch(windows(ranges, state["last_uid"], WINDOW), refused)
+
+        def header(message: Fetched) -> bytes | None:  # None: known, so not parsed
+            known = progress.known(_ref(name, state["uidvalidity"], message))
+            return None if known else message.header
+
         # Headers are picked in a helper process while the next windows arrive (large folders).
-        for message, fields in read_ahead(asked, _header_of):
+        for message, fields in read_ahead(asked, header):
             if message.uid <= state["last_uid"]:  # `n:*` answers the last UID when none is new
                 continue
             state["last_uid"] = message.uid
@@ -195,16 +202,11 @@ class ImapSource:
     def _interaction(
         self, folder: str, uidvalidity: int, message: Fetched, fields: Result, progress: _Progress
     ) -> Interaction | None:
+        ref = _ref(folder, uidvalidity, message)
+        if ref in progress.gmail_seen or not isinstance(fields, Fields):
+            return None  # read under another Gmail label, or known (not parsed)
         if message.gmail_id is not None:  # one message under several labels is read once
-            ref = f"X-GM-MSGID/{message.gmail_id}"
-            if ref in progress.gmail_seen or progress.known(ref):
-                return None
             progress.gmail_seen.add(ref)
-        else:
-            ref = f"{folder}/{uidvalidity}/{message.uid}"
-            if progress.known(ref):
-                return None
-        assert isinstance(fields, Fields)  # a header in memory is always read
         headers = headers_of(fields)
         at = headers.date or internal_date(message.internaldate)
         if at is None:

@@ -443,3 +443,16 @@ def test_a_large_maildir_is_read_through_a_helper_with_the_same_result(
     assert "cannot read this message" in caplog.text
     deliver(root, 60)
     assert [item.ref for item in helped.scan(root)] == [f"INBOX/{unique(60)}"]
+
+
+def test_a_file_name_that_is_not_utf8_gets_a_ref_that_is_found_again(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "Maildir")
+    odd = os.fsdecode(b"1709025302.M1P1.h\xe9:2,S")
+    (root / "cur" / odd).write_bytes(message())
+    store = Store()
+    (found,) = store.scan(root)
+    assert found.ref == "INBOX/1709025302.M1P1.h\\xe9"
+    found.ref.encode("utf-8")
+    os.utime(root / "cur", (HOUR_AGO - 60, HOUR_AGO - 60))  # listed again: known, not read
+    store.state["dirs"] = {}
+    assert store.scan(root) == []

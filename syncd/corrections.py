@@ -6,11 +6,12 @@ import json
 from datetime import datetime, timedelta
 
 from syncd import engine
+from syncd.batch import identity_text
 from syncd.config import Config
 from syncd.identity import normalise
 from syncd.model import Channel, Direction, Identity, IdentityKind, Interaction
 from syncd.people import UnknownPerson, find_person
-from syncd.store import Store, identity_text
+from syncd.store import Store
 
 
 def _as_identity(text: str, config: Config) -> Identity | None:

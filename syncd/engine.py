@@ -18,13 +18,14 @@ from typing import NamedTuple
 from connectors.base import Context, Cursor, SinkError, Source, SourceError, source_class
 from syncd import followups, secrets
 from syncd import identity as ids
+from syncd.batch import Judged, encode_batch
 from syncd.config import Config
 from syncd.identity import Corrections, Record
 from syncd.model import Card, Channel, Direction, Identity, IdentityKind, Interaction, Party
 from syncd.people import relationships
 from syncd.report import SourceReport, Summary
 from syncd.rules import Judge, verdict
-from syncd.store import Judged, Store, encode_batch, parse_identity
+from syncd.store import Store, parse_identity
 from syncd.writer import writer
 
 log = logging.getLogger("syncd")

@@ -11,22 +11,29 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from syncd.batch import (
+    PUT_CARDS,
+    PUT_INTERACTIONS,
+    PUT_PARTIES,
+    PUT_REFS,
+    Batch,
+    encode_batch,
+    encode_interactions,
+    judged,
+    seconds,
+)
 from syncd.model import Card, Channel, Direction, Identity, IdentityKind, Interaction
-from syncd.rules import Verdict, is_relationship
+from syncd.rules import is_relationship
 from syncd.schema import MIGRATIONS
 
 
 class StoreError(Exception):
     """The state database cannot be opened or written."""
-
-
-def _ts(moment: datetime) -> int:
-    return int(moment.timestamp())
 
 
 def _dt(seconds: int) -> datetime:
@@ -37,12 +44,8 @@ def _maybe_dt(seconds: int | None) -> datetime | None:
     return None if seconds is None else _dt(seconds)
 
 
-def _maybe_ts(moment: datetime | None) -> int | None:
-    return None if moment is None else _ts(moment)
-
-
-def identity_text(identity: Identity) -> str:
-    return f"{identity.kind}:{identity.value}"
+def _maybe_seconds(moment: datetime | None) -> int | None:
+    return None if moment is None else seconds(moment)
 
 
 def parse_identity(text: str) -> Identity:
@@ -72,85 +75,6 @@ def _summary_json(summary: ContactSummary | None) -> str | None:
                        summary.relationship])  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Batch:
-    """A batch for `Store.write`, each table's rows as one JSON array: made by `encode_batch` on
-    the thread that reads the source, stored on another."""
-
-    source: str
-    cursor: str = "{}"
-    cards: str = "[]"
-    interactions: str = "[]"  # [message id, source, ref, at, channel, ..., person id]
-    parties: str = "[]"  # [message id, source, ref, kind, value, name]: the interaction's key
-    refs: str = "[]"  # [message id, source, ref]
-
-
-def _json(rows: object) -> str:
-    """Rows as JSON for SQLite. SQLite's JSON functions end a string at NUL, and text with lone
-    surrogates (a file name that is not UTF-8) cannot be stored: both are replaced (U+FFFD, "?")
-    rather than let one odd header cut a key short or stop every later pass."""
-    text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
-    if "\\u0000" in text or not _encodable(text):
-        text = json.dumps(_cleaned(rows), ensure_ascii=False, separators=(",", ":"))
-    return text
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _cleaned(value: object) -> object:
-    if isinstance(value, str):
-        return value.replace("\0", "\ufffd").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, list | tuple):
-        return [_cleaned(item) for item in value]
-    return value
-
-
-# An interaction as a source found it, with the verdict of the rules on it.
-Judged = tuple[Interaction, Verdict]
-
-
-def judged(ix: Interaction) -> Judged:
-    """An interaction whose verdict is already in it (a contact syncd records itself)."""
-    return ix, Verdict(ix.direction, ix.counterparts, ix.counts, ix.rule)
-
-
-def _encode(found: Iterable[Judged], person_id: str | None = None, source: str = "") -> Batch:
-    latest: dict[str, Judged] = {}  # a key twice in one batch: the last wins
-    refs = []
-    for item in found:
-        ix = item[0]
-        mid = ix.message_id or None
-        latest[f"mid:{mid}" if mid else f"ref:{ix.source}\0{ix.ref}"] = item
-        refs.append((mid, ix.source, ix.ref))
-    rows, parties = [], []
-    for ix, (direction, counterparts, counts, rule) in latest.values():
-        mid, at = ix.message_id or None, _ts(ix.at)
-        rows.append((mid, ix.source, ix.ref, at, ix.channel, direction, ix.title, ix.evidence,
-                     int(counts), rule, person_id))  # fmt: skip
-        for p in counterparts:
-            parties.append((mid, ix.source, ix.ref, p.identity.kind, p.identity.value, p.name))
-    return Batch(source, interactions=_json(rows), parties=_json(parties), refs=_json(refs))
-
-
-def encode_batch(
-    source: str, cards: list[Card], interactions: Iterable[Judged], cursor: dict[str, Any]
-) -> Batch:  # fmt: skip
-    """A batch from one source, with the cursor it reached, ready for `Store.write`."""
-    encoded = _encode(interactions, source=source)
-    rows = [
-        (card.source, card.ref, card.name, _json([identity_text(i) for i in card.identities]),
-         _json(list(card.groups)), card.birthday, card.organisation, card.evidence)
-        for card in cards
-    ]  # fmt: skip
-    return replace(encoded, cursor=_json(cursor), cards=_json(rows))
-
-
 def _statements(script: str) -> Iterator[str]:
     """The statements of a migration script (a trigger's body has semicolons of its own)."""
     pending = ""
@@ -162,30 +86,6 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
     if pending.strip(" \n;"):
         raise ValueError(f"an incomplete statement in a migration: {pending.strip()[:60]}")
-
-
-def _field(number: int) -> str:
-    return f"json_extract(value, '$[{number}]')"
-
-
-# An interaction's key, from a JSON row that starts with message id, source and ref: what
-# `interactions.key` holds (the message id, so one mail from two sources is stored once).
-_KEY = (
-    f"CASE WHEN {_field(0)} IS NULL THEN 'ref:' || {_field(1)} || char(0) || {_field(2)}"
-    f" ELSE 'mid:' || {_field(0)} END"
-)
-_ID = f"(SELECT id FROM interactions WHERE key = {_KEY})"
-_PUT_CARDS = f"""INSERT OR REPLACE INTO cards
-    SELECT {", ".join(_field(n) for n in range(8))} FROM json_each(?1)"""
-_PUT_INTERACTIONS = f"""INSERT INTO interactions
-        (key, source, ref, at, channel, direction, title, evidence, counts, rule, person_id)
-    SELECT {_KEY}, {", ".join(_field(n) for n in range(1, 11))} FROM json_each(?1) WHERE true
-    ON CONFLICT (key) DO UPDATE SET at = excluded.at, direction = excluded.direction,
-        title = excluded.title, counts = excluded.counts, rule = excluded.rule"""
-_PUT_PARTIES = f"""INSERT OR IGNORE INTO parties
-    SELECT {_ID}, {_field(3)}, {_field(4)}, {_field(5)} FROM json_each(?1)"""
-_PUT_REFS = f"""INSERT OR REPLACE INTO refs
-    SELECT {_field(1)}, {_field(2)}, {_ID} FROM json_each(?1)"""
 
 
 @dataclass(frozen=True)
@@ -319,7 +219,7 @@ class Store:
         """
         with self.transaction():
             if batch.cards != "[]":
-                self.db.execute(_PUT_CARDS, (batch.cards,))
+                self.db.execute(PUT_CARDS, (batch.cards,))
             if batch.interactions != "[]":
                 self._put_interactions(batch)
                 self._stale()
@@ -334,15 +234,15 @@ class Store:
         """Insert or update; the same message from two sources (one Message-ID) is stored once,
         and one that was stored before keeps its row and gets its parties anew (a trigger drops
         the old ones)."""
-        self.db.execute(_PUT_INTERACTIONS, (batch.interactions,))
+        self.db.execute(PUT_INTERACTIONS, (batch.interactions,))
         if batch.parties != "[]":
-            self.db.execute(_PUT_PARTIES, (batch.parties,))
-        self.db.execute(_PUT_REFS, (batch.refs,))
+            self.db.execute(PUT_PARTIES, (batch.parties,))
+        self.db.execute(PUT_REFS, (batch.refs,))
 
     def add_contact(self, person_id: str, ix: Interaction) -> None:
         """A contact that belongs to a person directly: `syncd done`, a completed follow-up."""
         with self.transaction():
-            self._put_interactions(_encode([judged(ix)], person_id))
+            self._put_interactions(encode_interactions([judged(ix)], person_id))
             self._stale()
 
     def forget_cursors(self) -> None:
@@ -358,7 +258,8 @@ class Store:
             return []
         match = " OR ".join("title LIKE ?" for _ in patterns)
         rows = self.db.execute(
-            f"SELECT title FROM interactions WHERE at >= ? AND ({match})", [_ts(moment), *patterns]
+            f"SELECT title FROM interactions WHERE at >= ? AND ({match})",
+            [seconds(moment), *patterns],
         )
         return [title for (title,) in rows]
 
@@ -410,7 +311,7 @@ class Store:
             self.db.executemany(
                 """INSERT INTO persons (id, name, created) VALUES (?, ?, ?)
                    ON CONFLICT (id) DO UPDATE SET name = excluded.name""",
-                [(person, name, _ts(now)) for person, name in names.items()],
+                [(person, name, seconds(now)) for person, name in names.items()],
             )
             self._stale()
 
@@ -538,7 +439,7 @@ class Store:
             self.db.execute(
                 "INSERT INTO corrections (kind, person_id, identity, other, until, created)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (kind, person_id, identity, other, until, _ts(now)),
+                (kind, person_id, identity, other, until, seconds(now)),
             )
 
     def corrections(self, kind: str) -> list[tuple[str | None, str | None, str | None, str | None]]:
@@ -570,8 +471,8 @@ class Store:
                 (
                     followup.uid, followup.sink, followup.person_id, followup.cycle,
                     followup.planned.isoformat(), followup.status, followup.etag, followup.digest,
-                    _ts(followup.completed_at) if followup.completed_at else None,
-                    _ts(followup.stamp), followup.sequence,
+                    seconds(followup.completed_at) if followup.completed_at else None,
+                    seconds(followup.stamp), followup.sequence,
                 ),
             )  # fmt: skip
 
@@ -603,7 +504,7 @@ class Store:
             self.db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    run.job, _maybe_ts(run.last_run), _maybe_ts(run.last_success), run.last_error,
-                    run.failures, _maybe_ts(run.next_run),
+                    run.job, _maybe_seconds(run.last_run), _maybe_seconds(run.last_success),
+                    run.last_error, run.failures, _maybe_seconds(run.next_run),
                 ),
             )  # fmt: skip

@@ -13,7 +13,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from syncd.store import Batch, Store
+from syncd.batch import Batch
+from syncd.store import Store
 
 AHEAD = 2
 log = logging.getLogger("syncd")

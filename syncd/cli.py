@@ -1,4 +1,8 @@
-"""The command line: the only part that knows click, rich and where the config file lives."""
+"""The command line: the only part that knows click, rich and where the config file lives.
+
+This module holds the `syncd` group and the commands to set up, sync, look and correct; what every
+command shares is in syncd/cli_app.py, the service commands (run, status, secret, install-service)
+in syncd/cli_service.py."""
 
 from __future__ import annotations
 
@@ -6,113 +10,30 @@ import json
 import logging
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from contextlib import nullcontext
+from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from connectors.base import SinkError, SourceError
 from syncd import config as configuration
-from syncd import corrections, daemon, engine, notify, secrets, service
-from syncd.config import Config, ConfigError
-from syncd.lock import FileLock, LockError, lock_path
-from syncd.people import Relationship, UnknownPerson, find_person, relationships
+from syncd import corrections, daemon, engine
+from syncd.cli_app import App, SyncdGroup, fail, parse_moment, pass_app, setup_logging
+from syncd.cli_service import install_service, run, secret, status
+from syncd.config import ConfigError
+from syncd.lock import FileLock, lock_path
+from syncd.people import Relationship, find_person, relationships
 from syncd.report import Summary
 from syncd.store import Store, StoreError
-from syncd.views import contacts_table, person_json, show_person, status_tables
+from syncd.views import contacts_table, person_json, show_person
 
-USER_ERRORS = (
-    ConfigError, StoreError, UnknownPerson, SourceError, SinkError, click.BadParameter, LockError,
-    service.ServiceError,
-)  # fmt: skip
 # How long `syncd sync` waits, by default, for a pass that is already running.
 LOCK_WAIT = 60
 log = logging.getLogger("syncd")
-
-
-@dataclass
-class App:
-    """What every command shares: where the config is, the clock, how much to say."""
-
-    config_path: Path
-    now_text: str | None
-    verbose: int
-    console: Console = field(default_factory=lambda: Console(highlight=False))
-    _config: Config | None = None
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            self._config = configuration.load(self.config_path)
-        return self._config
-
-    @property
-    def now(self) -> datetime:
-        if self.now_text:
-            return parse_moment(self.now_text, self.config)
-        return daemon.wall_clock()
-
-    @contextmanager
-    def store(self, *, must_exist: bool = True) -> Iterator[Store]:
-        path = self.config.state.database
-        if must_exist and not path.exists():
-            raise StoreError(f"nothing synced yet ({path} does not exist); run `syncd sync` first")
-        store = Store.open(path)
-        try:
-            yield store
-        finally:
-            store.close()
-
-
-def parse_moment(text: str, config: Config) -> datetime:
-    """ISO 8601; without a zone it is the user's local time (`me.timezone`)."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"expected ISO 8601 like 2026-11-23T09:00, got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=config.me.zone)
-    return moment.astimezone(UTC)
-
-
-class SyncdGroup(click.Group):
-    """Prints errors a user can act on without a traceback (with -v, the traceback too)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except USER_ERRORS as error:
-            if ctx.obj is not None and ctx.obj.verbose:
-                log.exception("details")
-            fail(error)
-
-
-def fail(error: BaseException) -> NoReturn:
-    if isinstance(error, ConfigError) and error.problems:
-        where = f" in {error.path}" if error.path else ""
-        click.echo(f"syncd: the config has problems{where}:", err=True)
-        for problem in error.problems:
-            click.echo(f"  • {problem}", err=True)
-    else:
-        message = error.format_message() if isinstance(error, click.ClickException) else error
-        click.echo(f"syncd: {message}", err=True)
-    sys.exit(1)
-
-
-def setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(notify.log_formatter(sys.stderr))  # `<N>` prefixes under journald
-    logging.basicConfig(level=level, handlers=[handler])
-
-
-pass_app = click.make_pass_decorator(App)
 
 
 @click.group(cls=SyncdGroup)
@@ -376,66 +297,9 @@ def split(app: App, who: str, identity: str) -> None:
 
 
 # -- operations --------------------------------------------------------------------------------
+# In syncd/cli_service.py; added here so that `syncd --help` lists them with the others.
 
-
-@main.command()
-@pass_app
-def run(app: App) -> None:
-    """The daemon: read sources on [schedule] sync, write follow-ups daily at [schedule] plan,
-    until SIGTERM; SIGHUP reloads the config."""
-    daemon.run(app.config_path, app.config)
-
-
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_app
-def status(app: App, as_json: bool) -> None:
-    """Per source the last successful sync, the last error and the next run; per sink the
-    follow-ups pending, written and completed."""
-    with app.store() as store:
-        found = daemon.status(app.config, store, app.now)
-    if as_json:
-        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
-        return
-    for table in status_tables(found, app.config.me.zone):
-        app.console.print(table)
-
-
-@main.group()
-def secret() -> None:
-    """Secrets for sources and sinks that log in."""
-
-
-@secret.command("set")
-@click.argument("name")
-@pass_app
-def secret_set(app: App, name: str) -> None:
-    """Store the password for NAME (a source or sink, or the keyring name it uses) in the system
-    keyring; it is read from the terminal, or from standard input's first line."""
-    connectors = {**app.config.sources, **app.config.sinks}
-    logins = secrets.keyring_logins(connectors, name)
-    if not logins:
-        raise click.BadParameter(
-            f"no source or sink reads its password from the keyring as {name!r}; write "
-            f'password = {{ keyring = "{name}" }} in its table first'
-        )
-    if sys.stdin.isatty():
-        value = click.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
-    else:
-        value = sys.stdin.readline().rstrip("\r\n")
-    if not value:
-        raise click.BadParameter("no password given; nothing was stored")
-    for service_name, user in logins:
-        secrets.store_in_keyring(service_name, user, value)
-        click.echo(f"Stored in the keyring: service {service_name!r}, user {user!r}.")
-
-
-@main.command("install-service")
-@click.option("--timer", is_flag=True, help="A timer and a one-shot sync instead of the daemon.")
-@click.option("--force", is_flag=True, help="Replace unit files that differ.")
-@pass_app
-def install_service(app: App, timer: bool, force: bool) -> None:
-    """Write the systemd user unit that runs `syncd run` (or, with --timer, `syncd sync`)."""
-    installed = service.install(app.config_path, app.config, timer=timer, force=force)
-    for line in service.instructions(installed):
-        click.echo(line)
+main.add_command(run)
+main.add_command(status)
+main.add_command(secret)
+main.add_command(install_service)

@@ -1,48 +1,36 @@
-"""Meetings from iCalendar files: one .ics file, a folder of them, or a vdir.
+"""From parsed VEVENTs to meetings: series by UID, and their occurrences in a span of time.
 
-Every occurrence of every VEVENT that started before now becomes one MEETING `Interaction`; whether
-it counts as contact (cancelled, declined, too big, without the user) is for `syncd.rules` to judge.
-A file is cut into its top-level components by hand before parsing, so a broken event costs only
-itself and every warning names the line its BEGIN:VEVENT stands on.
+`meetings_in` reads one iCalendar text (a file, or a CalDAV item) and gives every occurrence that
+started in [since, now) as one MEETING `Interaction`, recurrences expanded and overrides applied;
+an event that cannot be placed in time is skipped with a warning.
 """
 
 from __future__ import annotations
 
-import builtins
 import math
-import os
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
 from icalendar.timezone import tzp
 
-from connectors.base import ConfigPath, ConnectorOptions, Context, Cursor, SourceError
-from connectors.files import find_files
+from connectors.base import Context
+from connectors.ics.text import (
+    REPEATS,
+    Block,
+    BrokenEvent,
+    parse_event,
+    split_components,
+    started_before,
+    unfolded,
+    when,
+)
 from syncd.model import Channel, Identity, IdentityKind, Interaction, Party
 
-
-class IcsOptions(ConnectorOptions):
-    type: Literal["ics"]
-    path: ConfigPath
-
-
-# Components that stand directly in a VCALENDAR: one opening inside another means an END is missing.
-_TOP_LEVEL = frozenset({"VCALENDAR", "VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY", "VTIMEZONE"})
-# Lines end as icalendar ends them; str.splitlines() would also break at form feeds inside values.
-_NEWLINE = re.compile(r"\r?\n")
-_FOLD = re.compile(r"\r?\n[ \t]")
-# A folded continuation starts with a space, so it never matches.
-_MARKER = re.compile(r"(BEGIN|END)\s*:\s*(\S+)\s*$", re.IGNORECASE)
-# Properties the expansion reads; an event with one of them broken cannot be placed in time.
-_TIMING = frozenset({"DTSTART", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID"})
-_REPEATS = ("RRULE", "RDATE", "RECURRENCE-ID")
 # How often each FREQ fires per day, to catch a series no meeting has before expanding it.
 _PER_DAY = {"SECONDLY": 86400, "MINUTELY": 1440, "HOURLY": 24, "DAILY": 1, "WEEKLY": 1 / 7}
 _PER_DAY |= {"MONTHLY": 1 / 28, "YEARLY": 1 / 365}
@@ -51,83 +39,6 @@ _LINE = "X-SYNCD-LINE"
 # Span widening so that floating and all-day times, compared as UTC by the library, are not missed;
 # each occurrence is then filtered on its real start.
 _SLACK = timedelta(days=2)
-
-
-@dataclass
-class _Block:
-    """One top-level component as written: its name, the line of its BEGIN, its raw lines."""
-
-    name: str
-    line: int
-    lines: list[str]
-    complete: bool = False
-
-    @property
-    def text(self) -> str:
-        return "\r\n".join(self.lines) + "\r\n"
-
-
-class _BrokenEvent(Exception):
-    """Why one VEVENT was skipped, in a user's words."""
-
-
-def _marker(line: str) -> tuple[str, str]:
-    """("BEGIN" or "END", the component name) for a BEGIN/END line, else ("", "")."""
-    found = _MARKER.match(line)
-    return (found[1].upper(), found[2].upper()) if found else ("", "")
-
-
-def _ends_block(keyword: str, name: str) -> bool:
-    """Whether this BEGIN/END line cannot stand inside an open top-level component."""
-    return (keyword == "BEGIN" and name in _TOP_LEVEL) or (keyword, name) == ("END", "VCALENDAR")
-
-
-def split_components(text: str) -> tuple[bool, list[_Block]]:
-    """Whether `text` is an iCalendar stream at all, and its top-level components in order."""
-    is_calendar = False
-    blocks: list[_Block] = []
-    current: _Block | None = None
-    for number, line in enumerate(_NEWLINE.split(text), start=1):
-        keyword, name = _marker(line)
-        is_calendar = is_calendar or (keyword, name) == ("BEGIN", "VCALENDAR")
-        if current is not None:
-            if (keyword, name) == ("END", current.name):
-                current.lines.append(line)
-                current.complete = True
-                current = None
-                continue
-            if not _ends_block(keyword, name):
-                current.lines.append(line)
-                continue
-            current = None  # its END is missing: it stays incomplete
-        if keyword == "BEGIN" and name != "VCALENDAR":
-            current = _Block(name, number, [line])
-            blocks.append(current)
-    return is_calendar, blocks
-
-
-def _unfolded(block: _Block) -> list[str]:
-    """The block's content lines with RFC 5545 folding undone (a long TZID folds DTSTART)."""
-    return _NEWLINE.split(_FOLD.sub("", block.text))
-
-
-def _started_before(block: _Block, day: date) -> bool:
-    """Whether a one-off event plainly started before `day`, judged from its text alone.
-
-    Lets a scan of an unchanged file skip parsing its old one-off events: they have no new
-    occurrences. Anything unclear (a repeat, an odd DTSTART) answers False and gets parsed.
-    """
-    start = ""
-    for line in _unfolded(block):
-        name = re.split(r"[;:]", line, maxsplit=1)[0].strip().upper()
-        if name in _REPEATS:
-            return False
-        if name == "DTSTART":
-            start = line.rpartition(":")[2].strip()
-    try:
-        return date(int(start[:4]), int(start[4:6]), int(start[6:8])) < day
-    except ValueError:
-        return False
 
 
 def _first(value: Any) -> Any:
@@ -188,33 +99,6 @@ def _recurrence_key(value: date, zone: ZoneInfo) -> str:
     return _utc(value, zone).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_event(block: _Block) -> icalendar.Event:
-    if not block.complete:
-        raise _BrokenEvent("END:VEVENT is missing")
-    try:
-        event = icalendar.Event.from_ical(block.text)
-    except Exception as error:  # the parser's failures on damaged text are many and undocumented
-        raise _BrokenEvent(f"it cannot be parsed ({error})") from None
-    if not isinstance(event, icalendar.Event):
-        raise _BrokenEvent("it cannot be parsed")
-    for name, message in event.errors:
-        if name is None or name in _TIMING:
-            raise _BrokenEvent(f"{name or 'a line'} is not valid ({message})")
-    for name in ("DTEND", "DURATION"):
-        event.pop(name, None)  # a meeting counts at its start: a broken or odd end must not matter
-    if "DTSTART" not in event:
-        raise _BrokenEvent("DTSTART is missing")
-    return event
-
-
-def _when(event: icalendar.Event, name: str) -> date:
-    """The date or date-time of DTSTART or RECURRENCE-ID (a period or a list is broken)."""
-    value = getattr(event.get(name), "dt", None)
-    if not isinstance(value, date):
-        raise _BrokenEvent(f"{name} is not one date or date-time")
-    return value
-
-
 def _too_often(rule: Any, days: float) -> bool:
     """Whether an RRULE fires over 100,000 times in `days`: no meeting does, and it would stall."""
     per_day = _PER_DAY.get(_text(rule.get("FREQ")).upper(), 1) / (_first(rule.get("INTERVAL")) or 1)
@@ -237,7 +121,7 @@ class _Series:
     def add(self, event: icalendar.Event, meeting: Interaction) -> None:
         self.events.append(event)
         self.written[_text(event.get(_LINE))] = meeting
-        self.recurring = self.recurring or any(name in event for name in _REPEATS)
+        self.recurring = self.recurring or any(name in event for name in REPEATS)
         self.earliest = min(self.earliest, meeting.at)
 
     def occurrences(self, since: datetime | None, now: datetime) -> list[icalendar.Event]:
@@ -265,13 +149,13 @@ class _CalendarFile:
     def warn(self, message: str, line: int | None = None) -> None:
         self.context.warn(self.path, message, line=line)
 
-    def learn_zone(self, block: _Block) -> None:
+    def learn_zone(self, block: Block) -> None:
         """Parse a VTIMEZONE so the events that name its TZID resolve (icalendar caches it).
 
         A TZID the time-zone database knows (Olson, or Windows names such as "W. Europe Standard
         Time") keeps the database's full history rather than the file's one current rule.
         """
-        tzids = [line[5:] for line in _unfolded(block) if line.upper().startswith("TZID:")]
+        tzids = [line[5:] for line in unfolded(block) if line.upper().startswith("TZID:")]
         try:
             if tzids and tzp.timezone(tzids[0].strip()) is not None:
                 return
@@ -281,23 +165,23 @@ class _CalendarFile:
         except Exception as error:  # a damaged definition must not stop the events
             self.warn(f"time zone definition skipped: {error}", line=block.line)
 
-    def series(self, blocks: list[_Block], skip_before: date | None) -> list[_Series]:
+    def series(self, blocks: list[Block], skip_before: date | None) -> list[_Series]:
         """The file's events grouped by UID; old one-offs before `skip_before` are not parsed."""
         for block in blocks:
             if block.name == "VTIMEZONE":
                 self.learn_zone(block)
         found: dict[str, _Series] = {}
         for block in blocks:
-            old = skip_before is not None and _started_before(block, skip_before)
+            old = skip_before is not None and started_before(block, skip_before)
             if block.name == "VEVENT" and not old:
                 self.add_event(block, found)
         return list(found.values())
 
-    def add_event(self, block: _Block, found: dict[str, _Series]) -> None:
+    def add_event(self, block: Block, found: dict[str, _Series]) -> None:
         try:
-            event = _parse_event(block)
-            start = _utc(_when(event, "DTSTART"), self.context.timezone)
-        except (_BrokenEvent, OverflowError) as problem:
+            event = parse_event(block)
+            start = _utc(when(event, "DTSTART"), self.context.timezone)
+        except (BrokenEvent, OverflowError) as problem:
             self.warn(f"event skipped: {problem}", line=block.line)
             return
         self.note_unknown_zone(event, block.line)
@@ -309,7 +193,7 @@ class _CalendarFile:
 
     def note_unknown_zone(self, event: icalendar.Event, line: int) -> None:
         """Warn once per file of a TZID that resolved to nothing, leaving a floating time."""
-        zone, start = _param(event.get("DTSTART"), "TZID"), _when(event, "DTSTART")
+        zone, start = _param(event.get("DTSTART"), "TZID"), when(event, "DTSTART")
         if zone and isinstance(start, datetime) and start.tzinfo is None:
             if zone not in self.unknown_zones:
                 where = self.context.timezone.key
@@ -320,13 +204,13 @@ class _CalendarFile:
         """The occurrences of `series` that started in [since, now)."""
         try:
             if series.repeats_too_often(now):
-                raise _BrokenEvent("it repeats too often to be a meeting")
+                raise BrokenEvent("it repeats too often to be a meeting")
             if series.recurring or len(series.events) > 1:
                 found = [self.occurrence(series, copy) for copy in series.occurrences(since, now)]
             else:
                 found = list(series.written.values())
         except Exception as error:  # rrule and time-zone arithmetic fail in many ways on bad input
-            reason = error if isinstance(error, _BrokenEvent) else f"bad dates ({error})"
+            reason = error if isinstance(error, BrokenEvent) else f"bad dates ({error})"
             self.warn(f"event {series.uid} skipped: {reason}", series.line)
             return []
         start = since or datetime.min.replace(tzinfo=UTC)
@@ -351,28 +235,9 @@ class _CalendarFile:
         zone = self.context.timezone
         ref = series.uid
         if series.recurring:
-            ref = f"{series.uid}/{_recurrence_key(_when(copy, 'RECURRENCE-ID'), zone)}"
+            ref = f"{series.uid}/{_recurrence_key(when(copy, 'RECURRENCE-ID'), zone)}"
         written = series.written[_text(copy.get(_LINE))]
-        return replace(written, ref=ref, at=_utc(_when(copy, "DTSTART"), zone))
-
-
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Older Outlook exports are in the Windows code page.
-        return data.decode("cp1252", errors="replace")
-
-
-def _unchanged_since(entry: Any, stamp: dict[str, int]) -> datetime | None:
-    """When the file, unchanged since then, was last expanded up to; None if it must be re-read."""
-    if not isinstance(entry, dict) or any(entry.get(key) != value for key, value in stamp.items()):
-        return None
-    try:
-        until = datetime.fromisoformat(str(entry.get("until")))
-    except ValueError:
-        return None
-    return until.astimezone(UTC) if until.tzinfo is not None else None
+        return replace(written, ref=ref, at=_utc(when(copy, "DTSTART"), zone))
 
 
 def meetings_in(
@@ -395,64 +260,3 @@ def meetings_in(
         for meeting in calendar.meetings(series, since, now)
     ]
     return sorted(found, key=lambda meeting: (meeting.at, meeting.ref))
-
-
-class IcsSource:
-    """Meetings from an .ics file, a folder of .ics files, or a vdir.
-
-    `cursor.state` is {"files": {path: {"mtime_ns", "size", "until"}}}: an unchanged file is only
-    expanded over the time that passed since `until`; a changed one is read again from its start.
-    """
-
-    type: ClassVar[str] = "ics"
-    Options: ClassVar[builtins.type[IcsOptions]] = IcsOptions
-
-    def __init__(self, options: IcsOptions, context: Context) -> None:
-        self.options = options
-        self.context = context
-
-    def check(self) -> list[str]:
-        path = self.options.path
-        if not path.exists():
-            return [f"{path} does not exist; point `path` at an .ics file or a folder of them"]
-        needed = os.R_OK | os.X_OK if path.is_dir() else os.R_OK
-        if not os.access(path, needed):
-            return [f"{path} cannot be read by this user; check its permissions"]
-        return []
-
-    def scan(self, cursor: Cursor) -> Iterator[Interaction]:
-        files = cursor.state.get("files")
-        if not isinstance(files, dict):
-            files = cursor.state["files"] = {}
-        now = self.context.now.astimezone(UTC)
-        present: set[str] = set()
-        for path in find_files(self.options.path, (".ics",)):
-            present.add(str(path))
-            yield from self._scan_file(path, files, now)
-        for gone in set(files) - present:
-            del files[gone]
-
-    def _scan_file(self, path: Path, files: dict[str, Any], now: datetime) -> Iterator[Interaction]:
-        try:
-            status = path.stat()
-            stamp = {"mtime_ns": status.st_mtime_ns, "size": status.st_size}
-            since = _unchanged_since(files.get(str(path)), stamp)
-            if since is not None and since >= now:
-                return
-            text = _decode(path.read_bytes())
-        except OSError as error:
-            self._unreadable(path, error)
-            return
-        meetings = meetings_in(text, path, self.context, since, now)
-        if meetings is None:
-            return
-        entry = {**stamp, "until": now.isoformat()}
-        yield from meetings[:-1]
-        files[str(path)] = entry  # set before the last one is handed over: it covers them all
-        yield from meetings[-1:]
-
-    def _unreadable(self, path: Path, error: OSError) -> None:
-        reason = error.strerror or str(error)
-        if path == self.options.path:
-            raise SourceError(f"cannot read {path}: {reason}; check that this user may read it")
-        self.context.warn(path, f"cannot be read ({reason}); skipped")

@@ -47,7 +47,7 @@ def ignore(store: Store, config: Config, who: str, now: datetime) -> str:
     identity = _as_identity(who, config)
     if identity is not None:
         store.add_correction("ignore", identity=identity_text(identity), now=now)
-        engine.mark_changed(store)
+        engine.judge_again(config, store)  # taken out of what is stored, at once
         engine.resolve(store, now)
         return f"Ignoring {identity.value}: it no longer counts as anyone's contact."
     person = find_person(store, who, config)

@@ -15,6 +15,8 @@ from typing import NamedTuple, Protocol
 from syncd.model import Channel, Direction, Identity, IdentityKind, Interaction, Party
 
 _NOT_PEOPLE = {"ROOM", "RESOURCE", "GROUP"}
+# Why contact with nobody but ignored people does not count.
+IGNORED = "ignored by you"
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +125,7 @@ def _counted(judge: Judge, direction: Direction | None, others: tuple[Party, ...
              rule: str | None) -> Verdict:  # fmt: skip
     kept = tuple(p for p in others if not judge.is_ignored(p))
     if rule is None and others and not kept:
-        rule = "ignored by you"
+        rule = IGNORED
     elif rule is None and not kept:
         rule = "nobody else took part"
     return Verdict(direction, kept, rule is None, rule)

@@ -28,7 +28,7 @@ from syncd.batch import (
     seconds,
 )
 from syncd.model import Card, Channel, Direction, Identity, IdentityKind, Interaction
-from syncd.rules import is_relationship
+from syncd.rules import IGNORED, is_relationship
 from syncd.schema import MIGRATIONS
 
 
@@ -244,6 +244,37 @@ class Store:
         with self.transaction():
             self._put_interactions(encode_interactions([judged(ix)], person_id))
             self._stale()
+
+    def drop_ignored(
+        self, identities: Iterable[Identity], addresses: Iterable[str], domains: Iterable[str]
+    ) -> None:
+        """Newly ignored people taken out of what is stored, as the rules would take them out on
+        reading it again: they are no longer a party to anything, and what had only them on the
+        other side no longer counts. (Taking an ignore back needs the sources read again.)"""
+        matches: list[tuple[str, tuple[str, ...]]] = [
+            ("kind = ? AND value = ?", (i.kind.value, i.value)) for i in identities
+        ]
+        matches += [("kind = 'email' AND value = ?", (address,)) for address in addresses]
+        matches += [("kind = 'email' AND substr(value, -length(?1)) = ?1", (domain,))
+                    for domain in domains]  # fmt: skip
+        with self.transaction():
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS dropped (id INTEGER PRIMARY KEY)")
+            self.db.execute("DELETE FROM temp.dropped")
+            for where, values in matches:
+                self.db.execute(
+                    f"INSERT OR IGNORE INTO temp.dropped SELECT interaction_id FROM parties"
+                    f" WHERE {where}",
+                    values,
+                )
+                self.db.execute(f"DELETE FROM parties WHERE {where}", values)
+            self.db.execute(
+                """UPDATE interactions SET counts = 0, rule = ?
+                    WHERE counts = 1 AND id IN (SELECT id FROM temp.dropped) AND NOT EXISTS
+                          (SELECT 1 FROM parties WHERE interaction_id = interactions.id)""",
+                (IGNORED,),
+            )
+            self._stale()
+            self.set_meta("resolved", "no")
 
     def forget_cursors(self) -> None:
         """Make every source read everything again on its next scan (the rules changed)."""

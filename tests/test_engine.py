@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from syncd import config as configuration
-from syncd import engine
+from syncd import corrections, engine
 from syncd.model import (
     Card,
     Channel,
@@ -210,3 +210,41 @@ def test_a_declined_invitation_is_not_written_again(setup: Any) -> None:
     summary = engine.sync(config, store, NOW + timedelta(hours=2))
     assert summary.dismissed == 1
     assert [f.status for f in store.followups("calendar")] == ["dismissed"]
+
+
+def test_ignoring_an_address_takes_it_out_of_what_is_stored_without_reading_again(
+    setup: Any,
+) -> None:
+    config, store = setup
+    fakes.FEEDS["mail"] = [mail("a1", ME, ["jan@x.nl"], 10),
+                           mail("a2", ME, ["jan@x.nl", "piet@x.nl"], 5),
+                           mail("a3", "jan@x.nl", [ME], 3)]  # fmt: skip
+    engine.sync(config, store, NOW)
+    assert {"jan@x.nl", "piet@x.nl"} <= listed(store, config).keys()
+    read = store.cursor_state("mail")
+    fakes.FEEDS["mail"] = []  # read again, the source would give nothing to judge anew
+    corrections.ignore(store, config, "jan@x.nl", NOW)
+    assert store.cursor_state("mail") == read
+    engine.sync(config, store, NOW)
+    assert store.cursor_state("mail") == read
+    rows = store.db.execute("SELECT ref, counts, rule FROM interactions ORDER BY ref").fetchall()
+    assert rows == [("a1", 0, "ignored by you"), ("a2", 1, None), ("a3", 0, "ignored by you")]
+    people = listed(store, config)
+    assert "jan@x.nl" not in people
+    assert people["piet@x.nl"].interactions == 1
+
+
+def test_a_domain_added_to_rules_ignore_is_taken_out_and_taking_it_back_reads_again(
+    setup: Any, tmp_path: Path
+) -> None:
+    config, store = setup
+    fakes.FEEDS["mail"] = [mail("r1", ME, ["recruiter@agency.nl"], 9),
+                           mail("r2", ME, ["jan@x.nl"], 8)]  # fmt: skip
+    engine.sync(config, store, NOW)
+    ignoring = make_config(tmp_path, rules={"ignore": ["@agency.nl"]})
+    engine.sync(ignoring, store, NOW)
+    assert store.cursor_state("mail") == {"done": 2}  # not read again
+    assert "recruiter@agency.nl" not in listed(store, ignoring)
+    assert "jan@x.nl" in listed(store, ignoring)
+    engine.sync(config, store, NOW)  # the domain is no longer ignored: its parties must come back
+    assert "recruiter@agency.nl" in listed(store, config)

@@ -11,11 +11,12 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from syncd import contact
 from syncd.batch import (
     PUT_CARDS,
     PUT_INTERACTIONS,
@@ -27,8 +28,9 @@ from syncd.batch import (
     judged,
     seconds,
 )
-from syncd.model import Card, Channel, Direction, Identity, IdentityKind, Interaction
-from syncd.rules import IGNORED, is_relationship
+from syncd.contact import ContactSummary as ContactSummary  # re-exported
+from syncd.model import Card, Identity, IdentityKind, Interaction
+from syncd.rules import IGNORED
 from syncd.schema import MIGRATIONS
 
 
@@ -51,28 +53,6 @@ def _maybe_seconds(moment: datetime | None) -> int | None:
 def parse_identity(text: str) -> Identity:
     kind, value = text.split(":", 1)
     return Identity(IdentityKind(kind), value)
-
-
-@dataclass(frozen=True)
-class ContactSummary:
-    """A person's counted contact, as the store aggregates it."""
-
-    person_id: str
-    last_at: datetime
-    channel: str
-    direction: str | None
-    title: str
-    evidence: str
-    interactions: int
-    relationship: bool
-
-
-def _summary_json(summary: ContactSummary | None) -> str | None:
-    if summary is None:
-        return None
-    return json.dumps([summary.last_at.isoformat(), summary.channel, summary.direction,
-                       summary.title, summary.evidence, summary.interactions,
-                       summary.relationship])  # fmt: skip
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -98,22 +78,6 @@ class Run:
     last_error: str | None = None
     failures: int = 0  # in a row, since the last success
     next_run: datetime | None = None
-
-
-@dataclass
-class _Contact:
-    ids: set[int] = field(default_factory=set)
-    days: set[int] = field(default_factory=set)
-    sources: set[str] = field(default_factory=set)
-    latest: tuple[Any, ...] = (-1, -1)
-    mutual: bool = False
-
-    def summary(self, person: str) -> ContactSummary | None:
-        if not self.ids:
-            return None
-        at, _, channel, direction, title, evidence = self.latest
-        return ContactSummary(person, _dt(at), channel, direction, title, evidence,
-                              len(self.ids), self.mutual)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -353,112 +317,22 @@ class Store:
         )
         return dict(rows.fetchall())
 
-    # -- contact --------------------------------------------------------------------------------
+    # -- contact (a per-person summary: `syncd.contact`) ----------------------------------------
 
-    # Every interaction with a person, through the identities it names or directly: the titles
-    # and evidence are looked up for each person's latest only.
-    _CONTACT = """
-        SELECT idn.person_id, i.id, i.at, i.channel, i.direction, i.source, i.counts
-          FROM parties p
-          JOIN identities idn ON idn.kind = p.kind AND idn.value = p.value
-          JOIN interactions i ON i.id = p.interaction_id
-        UNION ALL
-        SELECT person_id, id, at, channel, direction, source, counts
-          FROM interactions WHERE person_id IS NOT NULL"""
+    def contact_summaries(self) -> dict[str, ContactSummary]:
+        return contact.contact_summaries(self)
 
-    def _aggregate(self) -> dict[str, _Contact]:
-        """One pass over every interaction with a person: last counted contact, how many, on which
-        days, from which sources, and whether any of it makes a relationship."""
-        found: dict[str, _Contact] = {}
-        mutual = {(channel, direction) for channel in Channel for direction in (*Direction, None)
-                  if is_relationship(channel, direction)}  # fmt: skip
-        for person, row_id, at, channel, direction, source, counts in self.db.execute(
-            self._CONTACT
-        ):
-            contact = found.get(person)
-            if contact is None:
-                contact = found[person] = _Contact()
-            contact.sources.add(source)
-            if not counts or row_id in contact.ids:
-                continue
-            contact.ids.add(row_id)
-            contact.days.add(at // 86400)
-            if (at, row_id) > contact.latest[:2]:
-                contact.latest = (at, row_id, channel, direction)
-            if not contact.mutual and (channel, direction) in mutual:
-                contact.mutual = True
-        latest = [contact.latest[1] for contact in found.values() if contact.ids]
-        texts: dict[int, tuple[str, str]] = {}
-        for start in range(0, len(latest), 500):
-            chunk = latest[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT id, title, evidence FROM interactions WHERE id IN ({marks})"
-            texts.update(
-                (row, (title, evidence)) for row, title, evidence in self.db.execute(query, chunk)
-            )
-        for contact in found.values():
-            if contact.ids:
-                contact.latest = contact.latest[:4] + texts[contact.latest[1]]
-        return found
+    def contact_days(self) -> dict[str, list[date]]:
+        return contact.contact_days(self)
+
+    def person_sources(self) -> dict[str, set[str]]:
+        return contact.person_sources(self)
 
     def recent_interactions(self, person_id: str, limit: int = 10) -> list[sqlite3.Row]:
-        self.db.row_factory = sqlite3.Row
-        try:
-            return self.db.execute(
-                """SELECT DISTINCT i.* FROM interactions i
-                    WHERE i.person_id = ?1 OR i.id IN (
-                        SELECT p.interaction_id FROM parties p JOIN identities idn
-                            ON idn.kind = p.kind AND idn.value = p.value
-                         WHERE idn.person_id = ?1)
-                    ORDER BY i.at DESC LIMIT ?2""",
-                (person_id, limit),
-            ).fetchall()
-        finally:
-            self.db.row_factory = None
+        return contact.recent_interactions(self.db, person_id, limit)
 
     def _stale(self) -> None:
         self.set_meta("contact", "stale")
-
-    def _refresh(self) -> None:
-        """Rebuild the per-person contact table after imports; reading it is then cheap."""
-        if self.meta("contact") == "fresh":
-            return
-        found = self._aggregate()
-        with self.transaction():
-            self.db.execute("DELETE FROM contact")
-            self.db.executemany(
-                "INSERT INTO contact VALUES (?, ?, ?, ?)",
-                [
-                    (person, _summary_json(contact.summary(person)),
-                     json.dumps(sorted(contact.days)), json.dumps(sorted(contact.sources)))
-                    for person, contact in found.items()
-                ],
-            )  # fmt: skip
-            self.set_meta("contact", "fresh")
-
-    def contact_summaries(self) -> dict[str, ContactSummary]:
-        """Per person: the latest counted contact, how many there were, whether it is mutual."""
-        self._refresh()
-        rows = self.db.execute("SELECT person_id, summary FROM contact WHERE summary IS NOT NULL")
-        summaries = {}
-        for person, text in rows:
-            at, channel, direction, title, evidence, total, mutual = json.loads(text)
-            summaries[person] = ContactSummary(
-                person, datetime.fromisoformat(at), channel, direction, title, evidence, total,
-                mutual,
-            )  # fmt: skip
-        return summaries
-
-    def contact_days(self) -> dict[str, list[date]]:
-        """Distinct UTC days of counted contact per person, for learning their rhythm."""
-        self._refresh()
-        rows = self.db.execute("SELECT person_id, days FROM contact")
-        return {p: [date.fromordinal(719163 + d) for d in json.loads(days)] for p, days in rows}
-
-    def person_sources(self) -> dict[str, set[str]]:
-        self._refresh()
-        rows = self.db.execute("SELECT person_id, sources FROM contact")
-        return {person: set(json.loads(sources)) for person, sources in rows}
 
     # -- corrections ----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ holding Python's global lock, where binding row by row would keep the two thread
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -45,18 +46,16 @@ def _json(rows: object) -> str:
     """Rows as JSON for SQLite. SQLite's JSON functions end a string at NUL, and text with lone
     surrogates (a file name that is not UTF-8) cannot be stored: both are replaced (U+FFFD, "?")
     rather than let one odd header cut a key short or stop every later pass."""
-    text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
-    if "\\u0000" in text or not _encodable(text):
-        text = json.dumps(_cleaned(rows), ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(rows, separators=(",", ":"))  # ASCII: cheap to hand to SQLite
+    if "\\u0000" in text or ("\\ud" in text and _LONE_SURROGATE.search(text)):
+        text = json.dumps(_cleaned(rows), separators=(",", ":"))
     return text
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+# A surrogate escape that is not half of a pair (JSON writes characters beyond U+FFFF as pairs).
+_LONE_SURROGATE = re.compile(
+    r"\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}"
+)
 
 
 def _cleaned(value: object) -> object:

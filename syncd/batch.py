@@ -9,7 +9,6 @@ holding Python's global lock, where binding row by row would keep the two thread
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -47,15 +46,18 @@ def _json(rows: object) -> str:
     surrogates (a file name that is not UTF-8) cannot be stored: both are replaced (U+FFFD, "?")
     rather than let one odd header cut a key short or stop every later pass."""
     text = json.dumps(rows, separators=(",", ":"))  # ASCII: cheap to hand to SQLite
-    if "\\u0000" in text or ("\\ud" in text and _LONE_SURROGATE.search(text)):
+    # A surrogate escape is how JSON writes an emoji too: only then are the strings looked at.
+    if "\\u0000" in text or ("\\ud" in text and not _encodable(rows)):
         text = json.dumps(_cleaned(rows), separators=(",", ":"))
     return text
 
 
-# A surrogate escape that is not half of a pair (JSON writes characters beyond U+FFFF as pairs).
-_LONE_SURROGATE = re.compile(
-    r"\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}"
-)
+def _encodable(rows: object) -> bool:
+    try:
+        json.dumps(rows, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _cleaned(value: object) -> object:

@@ -243,7 +243,9 @@ def show(app: App, who: str, as_json: bool) -> None:
 
 
 def _correct(app: App, action: Callable[[Store], str]) -> None:
-    with app.store() as store:
+    # Not in the middle of a pass: it would store what it reads under the rules it started with.
+    pass_lock = FileLock(lock_path(app.config.state.database)).acquire(LOCK_WAIT)
+    with pass_lock, app.store() as store:
         click.echo(action(store))
 
 

@@ -84,6 +84,9 @@ def judge_again(config: Config, store: Store) -> Judge:
     fingerprint, ignoring = _fingerprint(judge), _ignoring(judge)
     before = json.loads(store.meta("ignoring") or "null")
     if store.meta("judge") != fingerprint or not _more_of(before, ignoring):
+        # Who is no longer ignored gets back what was taken out, also from mail gone from its
+        # source since; reading everything again brings back what was read while ignored.
+        store.restore_ignored(lambda identity: judge.is_ignored(Party(identity)))
         with store.transaction():
             store.forget_cursors()
             store.set_meta("judge", fingerprint)

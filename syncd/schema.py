@@ -57,4 +57,11 @@ MIGRATIONS: list[str] = [
         DELETE FROM parties WHERE interaction_id = new.id;
     END;
     """,
+    # 5: the parties `syncd ignore` (or [rules] ignore) took out, kept so that taking the ignore
+    # back gives them back, also for mail no longer in any source.
+    """
+    CREATE TABLE ignored_parties (
+        interaction_id INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+        name TEXT NOT NULL, PRIMARY KEY (interaction_id, kind, value)) WITHOUT ROWID;
+    """,
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -214,7 +214,7 @@ class Store:
     ) -> None:
         """Newly ignored people taken out of what is stored, as the rules would take them out on
         reading it again: they are no longer a party to anything, and what had only them on the
-        other side no longer counts. (Taking an ignore back needs the sources read again.)"""
+        other side no longer counts. They are kept aside, for `restore_ignored`."""
         matches: list[tuple[str, tuple[str, ...]]] = [
             ("kind = ? AND value = ?", (i.kind.value, i.value)) for i in identities
         ]
@@ -230,12 +230,37 @@ class Store:
                     f" WHERE {where}",
                     values,
                 )
+                self.db.execute(
+                    f"INSERT OR IGNORE INTO ignored_parties SELECT * FROM parties WHERE {where}",
+                    values,
+                )
                 self.db.execute(f"DELETE FROM parties WHERE {where}", values)
             self.db.execute(
                 """UPDATE interactions SET counts = 0, rule = ?
                     WHERE counts = 1 AND id IN (SELECT id FROM temp.dropped) AND NOT EXISTS
                           (SELECT 1 FROM parties WHERE interaction_id = interactions.id)""",
                 (IGNORED,),
+            )
+            self._stale()
+            self.set_meta("resolved", "no")
+
+    def restore_ignored(self, still: Callable[[Identity], bool]) -> None:
+        """Give back the parties `drop_ignored` took out that are not ignored any more (`still`
+        says which are), and count again what they were the only other side of."""
+        rows = self.db.execute("SELECT * FROM ignored_parties").fetchall()
+        back = [row for row in rows if not still(Identity(IdentityKind(row[1]), row[2]))]
+        if not back:
+            return
+        with self.transaction():
+            # Before the parties go back: updating a row drops its parties (schema, migration 4).
+            self.db.executemany(
+                "UPDATE interactions SET counts = 1, rule = NULL WHERE id = ? AND rule = ?",
+                [(row[0], IGNORED) for row in back],
+            )
+            self.db.executemany("INSERT OR IGNORE INTO parties VALUES (?, ?, ?, ?)", back)
+            self.db.executemany(
+                "DELETE FROM ignored_parties WHERE interaction_id = ? AND kind = ? AND value = ?",
+                [row[:3] for row in back],
             )
             self._stale()
             self.set_meta("resolved", "no")

@@ -121,3 +121,11 @@ def test_a_pass_that_stored_something_is_resolved_again(store: Store) -> None:
     assert store.meta("resolved") == "yes"  # only the cursor moved
     store.write_batch("mail", [], [mail("mail", "a", "m1@x")], {"n": 2})
     assert store.meta("resolved") == "no"
+
+
+def test_a_lone_surrogate_after_an_escaped_backslash_is_still_found(store: Store) -> None:
+    jan = Party(Identity(IdentityKind.EMAIL, "jan@example.nl"), "Jan")
+    odd = Interaction("mail", "INBOX/9", AT, Channel.EMAIL, jan, title="\\ud83d\udc80",
+                      message_id="m9@x", counterparts=(jan,))  # fmt: skip
+    store.write_batch("mail", [], [odd], {})
+    assert store.db.execute("SELECT title FROM interactions").fetchall() == [("\\ud83d?",)]

@@ -2,5 +2,5 @@
 
 from syncd.cli import main
 
-if __name__ == "__main__":  # not again in a helper process (connectors.mailpool)
+if __name__ == "__main__":  # run, not imported
     main()

@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import json
 import queue
 import random
-import resource
 import socket
 import sys
 import threading
@@ -32,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from children import Run, run_child  # noqa: E402  (bench/ is on sys.path when a script runs)
+from children import Run, run_child, scan_once  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 from connectors.imap.wire import FETCH_ITEMS  # noqa: E402
 from tests.servers.dovecot import HOST, Account, Dovecot  # noqa: E402
@@ -268,26 +266,15 @@ def child_scan(port: int, state_file: Path, password: str, window: int) -> None:
     """In a child: one scan with the saved cursor; prints the scan's own time and counts."""
     from zoneinfo import ZoneInfo
 
-    from connectors.base import Context, Cursor
+    from connectors.base import Context
     from connectors.imap import ImapOptions, ImapSource
     from connectors.imap import source as imap_source
 
     imap_source.WINDOW = window
-    saved = json.loads(state_file.read_text()) if state_file.exists() else {"state": {}, "refs": []}
-    refs = set(saved["refs"])
-    cursor = Cursor(state=saved["state"], known=refs.__contains__)
     context = Context("bench", ZoneInfo("UTC"), datetime.now(UTC), secret=lambda _: password)
     options = ImapOptions(type="imap", host=HOST, port=port, security="none", username=USER,
                           password={"keyring": "bench"})  # fmt: skip
-    began = time.perf_counter()
-    count = 0
-    for item in ImapSource(options, context).scan(cursor):
-        refs.add(item.ref)
-        count += 1
-    seconds = time.perf_counter() - began
-    state_file.write_text(json.dumps({"state": cursor.state, "refs": sorted(refs)}))
-    helper = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the header helper
-    print(f"{seconds:.3f} {count} {context.warnings} {helper:.1f}")
+    scan_once(ImapSource(options, context), context, state_file)
 
 
 def time_syncd(port: int, account: Account, workdir: Path) -> tuple[Run, Run] | None:

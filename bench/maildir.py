@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
-from children import Run, run_child
+from children import Run, run_child, scan_once
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -279,23 +278,12 @@ def child_scan(maildir: Path, state_file: Path) -> None:
     """In a child: one scan with the saved cursor; prints the scan's own time and counts."""
     from zoneinfo import ZoneInfo
 
-    from connectors.base import Context, Cursor
+    from connectors.base import Context
     from connectors.maildir import MaildirSource
 
-    saved = json.loads(state_file.read_text()) if state_file.exists() else {"state": {}, "refs": []}
-    refs = set(saved["refs"])
-    cursor = Cursor(state=saved["state"], known=refs.__contains__)
     context = Context("bench", ZoneInfo("UTC"), datetime.now(UTC))
     source = MaildirSource(MaildirSource.Options(type="maildir", path=maildir), context)
-    began = time.perf_counter()
-    count = 0
-    for item in source.scan(cursor):
-        refs.add(item.ref)
-        count += 1
-    seconds = time.perf_counter() - began
-    state_file.write_text(json.dumps({"state": cursor.state, "refs": sorted(refs)}))
-    helper = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the header helper
-    print(f"{seconds:.3f} {count} {context.warnings} {helper:.1f}")
+    scan_once(source, context, state_file)
 
 
 def time_mu(maildir: Path, workdir: Path) -> Run | None:

@@ -249,18 +249,8 @@ def time_connector(maildir: Path, workdir: Path) -> tuple[Run, Run]:
     return run_child(command), run_child(command)
 
 
-def syncd_available() -> bool:
-    try:
-        import syncd.cli  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def time_syncd(maildir: Path, workdir: Path) -> tuple[Run, Run] | None:
+def time_syncd(maildir: Path, workdir: Path) -> tuple[Run, Run]:
     """`syncd sync` end-to-end on a fresh database: the first sync, then a no-change re-sync."""
-    if not syncd_available():
-        return None
     home = workdir / "syncd-home"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir()
@@ -324,17 +314,9 @@ def report(maildir: Path, workdir: Path, with_mu: bool = True) -> None:
     helper_mb = float(helper)
     print(f"  peak RSS    {first.peak_rss_mb:7.1f} MB (the header helper's own {helper_mb:.1f} MB)")
     syncd = time_syncd(maildir, workdir)
-    if syncd is None:
-        print("syncd sync: the CLI is not there yet; the connector's figures stand in for it")
-        syncd = (Run(float(scan_first), first.peak_rss_mb), Run(scan_again, again.peak_rss_mb))
-    else:
-        print(f"syncd sync end-to-end (store, rules, planning included): {syncd[0].output}")
-        print(
-            f"  first sync  {syncd[0].seconds:7.2f} s wall, peak RSS {syncd[0].peak_rss_mb:.1f} MB"
-        )
-        print(
-            f"  re-sync     {syncd[1].seconds:7.2f} s wall, peak RSS {syncd[1].peak_rss_mb:.1f} MB"
-        )
+    print(f"syncd sync end-to-end (store, rules, planning included): {syncd[0].output}")
+    print(f"  first sync  {syncd[0].seconds:7.2f} s wall, peak RSS {syncd[0].peak_rss_mb:.1f} MB")
+    print(f"  re-sync     {syncd[1].seconds:7.2f} s wall, peak RSS {syncd[1].peak_rss_mb:.1f} MB")
     mu = time_mu(maildir, workdir) if with_mu else None
     if mu is not None:
         print(f"mu index: {mu.seconds:.2f} s wall, peak RSS {mu.peak_rss_mb:.1f} MB")

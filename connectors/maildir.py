@@ -202,7 +202,7 @@ class MaildirSource:
         times = _dir_times(cursor.state)
         cursor.state["dirs"] = times
         visited: set[str] = set()
-        for step, result in read_ahead(self._steps(folders, cursor, visited), _path_of):
+        for step, result in read_ahead(self._steps(folders, cursor, times, visited), _path_of):
             if isinstance(step, _Listed):
                 # Every message of the listing has been yielded: the cursor may claim it.
                 times[step.key] = step.modified
@@ -212,10 +212,9 @@ class MaildirSource:
             del times[key]
 
     def _steps(
-        self, folders: list[Folder], cursor: Cursor, visited: set[str]
+        self, folders: list[Folder], cursor: Cursor, times: dict[str, int], visited: set[str]
     ) -> Iterator[_Message | _Listed]:
         """The messages to read, folder by folder, each listing followed by its marker."""
-        times = cursor.state["dirs"]
         for folder in self._selected(folders):
             for part in ("new", "cur"):  # new/ first: a message moved to cur/ meanwhile is found
                 key = f"{folder.name}/{part}"

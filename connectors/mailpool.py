@@ -61,8 +61,8 @@ def read_header_block(path: str) -> bytes:
             more = os.read(fd, _READ)
             if not more:
                 break
-            end = header_end(data + more, max(len(data) - 2, 0))
             data += more
+            end = header_end(data, max(len(data) - len(more) - 2, 0))
     finally:
         os.close(fd)
     return data[:end] if end >= 0 else data

@@ -25,11 +25,11 @@ from typing import BinaryIO, ClassVar, Literal
 from connectors.base import ConfigPath, ConnectorOptions, Context, Cursor, SourceError
 from connectors.files import find_files
 from connectors.mailheaders import MONTHS, parse_headers
+from connectors.mailpool import MAX_HEADER
 from syncd.model import Interaction
 
 _CHUNK = 1 << 20
 _HEAD_BYTES = 4096
-_MAX_HEADER = 256 * 1024  # a header block longer than this is read only this far
 _SEPARATOR = b"\nFrom "
 # The date of a From_ line: "Sat Mar 14 10:00:00 2020", with a zone where some writers add one.
 _FROM_DATE = re.compile(
@@ -177,7 +177,7 @@ class _Reader:
             if line.startswith(b"From ") and is_separator(line):  # a message without a body
                 self.unread(line)
                 return b"".join(lines)
-            if size < _MAX_HEADER:
+            if size < MAX_HEADER:
                 lines.append(line)
                 size += len(line)
 

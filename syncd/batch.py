@@ -14,18 +14,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from syncd.model import Card, Identity, Interaction
+from syncd.model import Card, Interaction
 from syncd.rules import Verdict
 
 
 def seconds(moment: datetime) -> int:
     """A moment as the database keeps it: seconds since the epoch."""
     return int(moment.timestamp())
-
-
-def identity_text(identity: Identity) -> str:
-    """An identity as the database keeps it: "email:jan@example.nl"."""
-    return f"{identity.kind}:{identity.value}"
 
 
 @dataclass(frozen=True)
@@ -104,7 +99,7 @@ def encode_batch(
     """A batch from one source, with the cursor it reached, ready for `Store.write`."""
     encoded = encode_interactions(interactions, source=source)
     rows = [
-        (card.source, card.ref, card.name, _json([identity_text(i) for i in card.identities]),
+        (card.source, card.ref, card.name, _json([str(i) for i in card.identities]),
          _json(list(card.groups)), card.birthday, card.organisation, card.evidence)
         for card in cards
     ]  # fmt: skip

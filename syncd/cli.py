@@ -25,7 +25,7 @@ from syncd import corrections, daemon, engine
 from syncd.cli_app import App, SyncdGroup, fail, parse_moment, pass_app, setup_logging
 from syncd.cli_service import install_service, run, secret, status
 from syncd.config import ConfigError
-from syncd.lock import FileLock, lock_path
+from syncd.lock import pass_lock
 from syncd.people import Relationship, find_person, relationships
 from syncd.report import Summary
 from syncd.store import Store, StoreError
@@ -150,8 +150,7 @@ def _sync(app: App, only: str | None, dry_run: bool, wait: float) -> Summary:
                                  + ", ".join(config.sources))  # fmt: skip
     bars, progress = _progress_for(app.console)
     # One pass at a time (the timer, the daemon and a manual run): the second waits, then gives up.
-    pass_lock = FileLock(lock_path(config.state.database)).acquire(wait)
-    with pass_lock, app.store(must_exist=False) as store:
+    with pass_lock(config.state.database, wait), app.store(must_exist=False) as store:
         try:
             with bars or nullcontext():
                 summary = engine.sync(config, store, app.now, only=only, dry_run=dry_run,
@@ -244,8 +243,7 @@ def show(app: App, who: str, as_json: bool) -> None:
 
 def _correct(app: App, action: Callable[[Store], str]) -> None:
     # Not in the middle of a pass: it would store what it reads under the rules it started with.
-    pass_lock = FileLock(lock_path(app.config.state.database)).acquire(LOCK_WAIT)
-    with pass_lock, app.store() as store:
+    with pass_lock(app.config.state.database, LOCK_WAIT), app.store() as store:
         click.echo(action(store))
 
 

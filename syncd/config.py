@@ -10,7 +10,6 @@ import os
 import re
 import tomllib
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import time, timedelta
 from importlib import resources
 from pathlib import Path
@@ -240,12 +239,6 @@ class Config(Section):
     people: dict[str, PersonSettings] = Field(default_factory=dict)
     reminders: Reminders = Field(default_factory=Reminders)
     schedule: Schedule = Field(default_factory=Schedule)
-
-
-@dataclass(frozen=True)
-class Loaded:
-    config: Config
-    path: Path | None
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

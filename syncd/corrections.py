@@ -6,7 +6,6 @@ import json
 from datetime import datetime, timedelta
 
 from syncd import engine
-from syncd.batch import identity_text
 from syncd.config import Config
 from syncd.identity import normalise
 from syncd.model import Channel, Direction, Identity, IdentityKind, Interaction
@@ -46,7 +45,7 @@ def snooze(store: Store, config: Config, who: str, length: timedelta, now: datet
 def ignore(store: Store, config: Config, who: str, now: datetime) -> str:
     identity = _as_identity(who, config)
     if identity is not None:
-        store.add_correction("ignore", identity=identity_text(identity), now=now)
+        store.add_correction("ignore", identity=str(identity), now=now)
         engine.judge_again(config, store)  # taken out of what is stored, at once
         engine.resolve(store, now)
         return f"Ignoring {identity.value}: it no longer counts as anyone's contact."
@@ -62,8 +61,8 @@ def merge(store: Store, config: Config, first: str, second: str, now: datetime) 
     names = store.persons()
     person_of = store.identities()
     # Every identity of both, so the merge holds even when one of them is split off later.
-    left = json.dumps(sorted(identity_text(i) for i, p in person_of.items() if p == a))
-    right = json.dumps(sorted(identity_text(i) for i, p in person_of.items() if p == b))
+    left = json.dumps(sorted(str(i) for i, p in person_of.items() if p == a))
+    right = json.dumps(sorted(str(i) for i, p in person_of.items() if p == b))
     store.add_correction("merge", identity=left, other=right, now=now)
     engine.resolve(store, now)
     return f"Merged {names[b]} into {names[a]}."
@@ -75,6 +74,6 @@ def split(store: Store, config: Config, who: str, text: str, now: datetime) -> s
     if identity is None or store.identities().get(identity) != person:
         raise UnknownPerson(f"{text!r} is not one of {store.persons()[person]}'s identities; "
                             f"`syncd show {who}` lists them")  # fmt: skip
-    store.add_correction("split", identity=identity_text(identity), now=now)
+    store.add_correction("split", identity=str(identity), now=now)
     engine.resolve(store, now)
     return f"{identity.value} is now a person of its own."

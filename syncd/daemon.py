@@ -29,7 +29,7 @@ import schedule
 from syncd import config as configuration
 from syncd import engine, notify
 from syncd.config import Config, ConfigError
-from syncd.lock import Busy, FileLock, lock_path
+from syncd.lock import Busy, FileLock, lock_path, pass_lock
 from syncd.report import Summary
 from syncd.store import Run, Store, StoreError
 
@@ -213,7 +213,7 @@ class Daemon:
             return
         started = wall_clock()
         try:
-            with FileLock(lock_path(self.config.state.database)).acquire(), self._store() as store:
+            with pass_lock(self.config.state.database), self._store() as store:
                 error = self._work(job, store, started)
         except Busy as busy:
             log.info("%s: %s; trying again in a minute", label(job), busy)

@@ -45,9 +45,14 @@ def my_identities(config: Config) -> frozenset[Identity]:
     return frozenset(n for i in mine if (n := ids.normalise(i, region)) is not None)
 
 
+def _ignored(store: Store) -> frozenset[Identity]:
+    """The identities `syncd ignore ADDRESS` named."""
+    return frozenset(parse_identity(i) for _, i, _, _ in store.corrections("ignore") if i)
+
+
 def build_judge(config: Config, store: Store) -> Judge:
     me = my_identities(config)
-    ignored = frozenset(parse_identity(i) for _, i, _, _ in store.corrections("ignore") if i)
+    ignored = _ignored(store)
     # Mail with syncd's own sending addresses (replies to its invitations) is nobody's contact.
     own = [a for options in config.sinks.values() for a in options.own_addresses()]
     return Judge(
@@ -217,8 +222,7 @@ def _corrections(store: Store) -> Corrections:
         for a in json.loads(left) for b in json.loads(right)
     )  # fmt: skip
     splits = frozenset(parse_identity(i) for _, i, _, _ in store.corrections("split") if i)
-    ignored = frozenset(parse_identity(i) for _, i, _, _ in store.corrections("ignore") if i)
-    return Corrections(merges, splits, ignored)
+    return Corrections(merges, splits, _ignored(store))
 
 
 def resolve(store: Store, now: datetime) -> None:

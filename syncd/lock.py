@@ -32,6 +32,11 @@ def lock_path(database: Path, kind: str = "pass") -> Path:
     return database.with_name(f"{database.name}.{kind}.lock")
 
 
+def pass_lock(database: Path, wait: float = 0.0) -> FileLock:
+    """The one-pass lock of `database`, held: a sync, a daemon job or a correction."""
+    return FileLock(lock_path(database)).acquire(wait)
+
+
 def holder(path: Path) -> int | None:
     """The pid written in a lock file, or None when there is none (or it cannot be read)."""
     try:

@@ -59,7 +59,7 @@ class MemorySink:
     Options: ClassVar[type[ConnectorOptions]] = MemorySinkOptions
 
     def __init__(self, options: MemorySinkOptions, context: Context) -> None:
-        self.puts = 0
+        """Nothing to open: what is written lives in ITEMS, what the user did in STATES."""
 
     def put(self, reminder: Reminder) -> str:
         ITEMS[reminder.uid] = reminder

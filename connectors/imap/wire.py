@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Generator, Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple, Protocol
 
 from connectors.base import SourceError
@@ -198,7 +198,8 @@ def _quoted_header(text: bytes) -> bytes:
 
 
 def internal_date(value: bytes) -> datetime | None:
-    """An INTERNALDATE ("17-Jul-1996 02:44:25 -0700") as an aware datetime; None if unreadable."""
+    """An INTERNALDATE ("17-Jul-1996 02:44:25 -0700") in UTC; None if unreadable or beyond
+    what a datetime holds once in UTC (year 1 east of Greenwich)."""
     found = _INTERNALDATE_FORM.match(value)
     if found is None:
         return None
@@ -209,8 +210,8 @@ def internal_date(value: bytes) -> datetime | None:
         return datetime(
             int(year), MONTHS.get(month.decode().lower(), 0), int(day),
             int(hour), int(minute), int(second), tzinfo=zone,
-        )  # fmt: skip
-    except ValueError:  # month 0, day 31 of June, zone beyond a day
+        ).astimezone(UTC)  # fmt: skip
+    except (ValueError, OverflowError):  # month 0, day 31 of June, zone beyond a day, year 1
         return None
 
 

@@ -602,6 +602,15 @@ def test_fetch_answers_are_read_across_any_cut_of_the_stream() -> None:
         assert internal_date(found[0].internaldate) == datetime(2024, 3, 1, 9, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    "written",
+    [b"01-Jan-0001 00:00:00 +0100", b"31-Dec-9999 23:30:00 -0100", b"31-Jun-2024 10:00:00 +0000",
+     b"1-Xyz-2024 10:00:00 +0000", b"1-Mar-2024 10:00:00 +2400", b"yesterday"],
+)  # fmt: skip
+def test_an_internaldate_no_datetime_can_hold_is_unreadable_not_a_crash(written: bytes) -> None:
+    assert internal_date(written) is None
+
+
 def test_a_header_sent_as_a_quoted_string_is_read() -> None:
     answer = b'* 1 FETCH (UID 4 BODY[HEADER.FIELDS (FROM)] "From: \\"Q\\" <q@example.nl>")\r\n'
     [found] = fetched(Wire(Replay(answer + b"S1 OK\r\n", [])).run(b"UID FETCH 4 (UID)"))

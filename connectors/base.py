@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
@@ -164,6 +164,17 @@ class Cursor:
 
     state: dict[str, Any] = field(default_factory=dict)
     known: Callable[[str], bool] = field(default=lambda ref: False)
+
+
+Item = TypeVar("Item")
+
+
+def handed_over(items: list[Item], advance: Callable[[], None]) -> Iterator[Item]:
+    """Yield `items`, moving the cursor (`advance`) just before the last: it covers them all (and
+    with no items, it moves at once)."""
+    yield from items[:-1]
+    advance()
+    yield from items[-1:]
 
 
 @runtime_checkable

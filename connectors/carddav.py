@@ -12,7 +12,7 @@ import builtins
 from collections.abc import Iterator
 from typing import ClassVar, Literal
 
-from connectors.base import ConnectorOptions, SourceError
+from connectors.base import ConnectorOptions, SourceError, handed_over
 from connectors.dav import CARDDAV, DavOptions
 from connectors.davsync import (
     Collection,
@@ -22,7 +22,6 @@ from connectors.davsync import (
     changes,
     chosen,
     collections,
-    handed_over,
     multiget,
 )
 from connectors.vcard import Place, parse_cards

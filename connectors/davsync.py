@@ -9,7 +9,7 @@ of each item's ETag, so a server that forgets a token costs a listing, not a ful
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
@@ -337,16 +337,6 @@ def items_in(found: list[Found], kind: Kind) -> list[Item]:
         if entry.status == 200 and etag and data is not None:
             items.append(Item(entry.href, etag, data.text or ""))
     return items
-
-
-T = TypeVar("T")
-
-
-def handed_over(items: list[T], advance: Callable[[], None]) -> Iterator[T]:
-    """Yield `items`, moving the cursor (`advance`) just before the last: it covers them all."""
-    yield from items[:-1]
-    advance()
-    yield from items[-1:]
 
 
 class DavSource(Generic[Found_T]):

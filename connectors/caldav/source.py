@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
-from connectors.base import ConnectorOptions, SourceError
+from connectors.base import ConnectorOptions, SourceError, handed_over
 from connectors.dav import CALDAV, NAMESPACES, DavOptions, xml
 from connectors.davsync import (
     Collection,
@@ -27,7 +27,6 @@ from connectors.davsync import (
     changes,
     chosen,
     collections,
-    handed_over,
     items_in,
     members,
     multiget,

@@ -13,10 +13,11 @@ import builtins
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from connectors.base import ConfigPath, ConnectorOptions, Context, Cursor, SourceError
+from connectors.base import ConfigPath, ConnectorOptions, Context, Cursor, SourceError, handed_over
 from connectors.files import find_files
 from connectors.ics.meetings import meetings_in
 from connectors.ics.text import split_components
@@ -99,9 +100,7 @@ class IcsSource:
         if meetings is None:
             return
         entry = {**stamp, "until": now.isoformat()}
-        yield from meetings[:-1]
-        files[str(path)] = entry  # set before the last one is handed over: it covers them all
-        yield from meetings[-1:]
+        yield from handed_over(meetings, partial(files.__setitem__, str(path), entry))
 
     def _unreadable(self, path: Path, error: OSError) -> None:
         reason = error.strerror or str(error)

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from connectors.base import ConfigPath, ConnectorOptions, Context, Cursor, SourceError
+from connectors.base import ConfigPath, ConnectorOptions, Context, Cursor, SourceError, handed_over
 from connectors.files import find_files
 from connectors.vcard.text import (
     Block,
@@ -304,14 +304,12 @@ class VCardSource:
         refs = [card.ref for card in cards]
         before = _refs(files.get(str(file), []))
         entry = [*version, refs]
-        for index, card in enumerate(cards):
-            if index == len(cards) - 1:
-                gone.extend(set(before) - set(refs))
-                files[str(file)] = entry
-            yield card
-        if not cards:
-            gone.extend(before)
+
+        def advance() -> None:
+            gone.extend(set(before) - set(refs))
             files[str(file)] = entry
+
+        yield from handed_over(cards, advance)
 
     def _unreadable(self, file: Path, error: OSError) -> None:
         reason = error.strerror or str(error)

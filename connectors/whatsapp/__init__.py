@@ -21,10 +21,11 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from connectors.base import ConfigPath, ConnectorOptions, Context, Cursor, SourceError
+from connectors.base import ConfigPath, ConnectorOptions, Context, Cursor, SourceError, handed_over
 from connectors.files import find_files
 from connectors.whatsapp.text import _Chat, _day, _decode, _Line, chat_title, date_order, parse_chat
 from syncd.model import Channel, Direction, Identity, IdentityKind, Interaction, Party
@@ -124,9 +125,7 @@ class WhatsAppSource:
             found = [] if chat is None else list(self._messages(chat, casts[key]))
             found = [ix for ix in found if ix.ref not in yielded and not cursor.known(ix.ref)]
             yielded.update(ix.ref for ix in found)
-            yield from found[:-1]
-            files[key] = stamp  # set before the last one is handed over: it covers them all
-            yield from found[-1:]
+            yield from handed_over(found, partial(files.__setitem__, key, stamp))
         for gone in set(files) - present:
             del files[gone]
 

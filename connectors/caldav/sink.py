@@ -91,6 +91,7 @@ class CalDavSink:
         self._calendar: Collection | None = None
         # Where the server keeps a follow-up when it chose another place than <uid>.ics.
         self._urls: dict[str, str] = {}
+        self._cannot_search = False  # the server refused a calendar-query by UID
 
     # -- finding the calendar -------------------------------------------------------------------
 
@@ -288,7 +289,7 @@ class CalDavSink:
 
     def _search(self, uid: str, calendar: Collection) -> Item | None:
         """Follow-up `uid` wherever the server keeps it (a calendar-query by UID), or None."""
-        if _NOT_XML.search(uid):
+        if _NOT_XML.search(uid) or self._cannot_search:
             return None
         for component in ("VTODO", "VEVENT"):
             body = (
@@ -301,8 +302,9 @@ class CalDavSink:
             response = self.client.request(
                 "REPORT", calendar.url, xml(body), {"Depth": "1"}, ok=(207, 400, 403, 501)
             )
-            if response.status != 207:
-                return None  # a server that cannot search: what is not at its place is gone
+            if response.status != 207:  # a server that cannot search, asked no more this pass:
+                self._cannot_search = True  # what is not at its place is gone
+                return None
             found = items_in(self.client.multistatus(response, calendar.url), CALDAV)
             for item in found:
                 if find_item(_blocks(item.text), uid) is not None:

@@ -692,3 +692,26 @@ def test_a_sync_writes_a_follow_up_once_and_counts_it_when_completed(
     jan = next(p for p in relationships(store, config) if p.name == "Jan de Vries")
     assert (jan.last_contact, jan.last_channel) == (done, "followup")
     assert dav_account.contents(f"{dav_account.home}follow-ups/") == as_the_user_left_it
+
+
+def test_a_server_that_refuses_to_search_is_asked_once_per_pass() -> None:
+    """Radicale searches; some servers answer a calendar-query with 501 (stood in for here)."""
+    asked: list[str] = []
+
+    def send(client: dav.Client, method: str, url: str, body: str | None, headers: Any) -> Any:
+        if method == "PROPFIND":
+            return dav.Response(207, Message(), LISTING.encode())
+        if body and "calendar-query" in body:
+            asked.append(url)
+            return dav.Response(501, Message(), b"")
+        return dav.Response(207, Message(), b'<multistatus xmlns="DAV:"/>')  # nothing in place
+
+    options = CalDavSink.Options.model_validate(
+        {"type": "caldav", "url": CALENDAR_URL, "calendar": "/ada/work/"}
+    )
+    sink = CalDavSink(options, new_context())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dav.Client, "_send", send)
+        states = list(sink.read_back(["a@syncd", "b@syncd", "c@syncd"]))
+    assert [state.status for state in states] == [FollowUpStatus.DELETED] * 3
+    assert len(asked) == 1
